@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""Container start+exit time: pyctr run vs runc --systemd-cgroup run vs the floor.
+
+Each round runs every contender once, in turn, so drift in the machine hits all
+alike; prints medians and ratios to runc. Prints figures, asserts nothing.
+
+    sudo /usr/bin/python3 bench/start.py [-n ROUNDS]
+
+Where PID 1 is not systemd it re-runs itself inside the project's sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, CHECKOUT)
+
+from pyctr_systemd import rootfs  # noqa: E402
+from pyctr_systemd.sandbox import Sandbox  # noqa: E402
+
+PYTHON = "/usr/bin/python3"
+
+
+def runc_bundle(root: str, workdir: str) -> str:
+    """A bundle of runc's own defaults (`runc spec`) running /bin/true on `root`."""
+    bundle = os.path.join(workdir, "bundle")
+    os.mkdir(bundle)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/true"]
+    config["root"] = {"path": root, "readonly": True}
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    return bundle
+
+
+def contenders(root: str, bundle: str) -> dict[str, list[str]]:
+    return {
+        "pyctr run": [PYTHON, "-m", "pyctr_systemd", "run", root, "--", "/bin/true"],
+        "runc --systemd-cgroup run": ["runc", "--systemd-cgroup", "run", "--bundle", bundle, "bench"],
+        "runc run (cgroupfs)": ["runc", "run", "--bundle", bundle, "bench"],
+        "systemd-run --scope": ["systemd-run", "--quiet", "--scope", "--slice=pyctr.slice", "/bin/true"],
+        "floor: unshare+chroot": [
+            "unshare",
+            "-fmuipn",
+            f"--mount-proc={root}/proc",
+            "chroot",
+            root,
+            "/bin/true",
+        ],
+        "python3 -c pass": [PYTHON, "-c", "pass"],
+    }
+
+
+def measure(rounds: int) -> None:
+    root = rootfs.default()
+    with tempfile.TemporaryDirectory() as workdir:
+        runs = contenders(root, runc_bundle(root, workdir))
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, argv in runs.items():
+                start = time.perf_counter()
+                subprocess.run(argv, check=True, cwd=CHECKOUT, stdin=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["runc --systemd-cgroup run"])
+    print(f"{'median of ' + str(rounds):>28}  {'ms':>7}  vs runc --systemd-cgroup")
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        print(f"{name:>28}  {median * 1000:7.1f}  {median / base:5.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--rounds", type=int, default=30)
+    args = parser.parse_args()
+    if not os.path.isdir("/run/systemd/system"):
+        if not shutil.which("runc"):
+            print("bench: runc is not installed (apt-get install runc)", file=sys.stderr)
+            return 1
+        with Sandbox() as sandbox:
+            return sandbox.run([PYTHON, os.path.abspath(__file__), "-n", str(args.rounds)]).returncode
+    measure(args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

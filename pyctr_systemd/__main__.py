@@ -1,0 +1,3 @@
+from pyctr_systemd.cli import main
+
+main()

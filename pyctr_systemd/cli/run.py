@@ -1,0 +1,196 @@
+"""pyctr run [OPTIONS] [ROOTFS] [-- CMD [ARG]...]: a container in the foreground.
+
+The options are declared once, in OPTIONS. click builds the command from them
+(help, completion, error messages: see cli.app). Importing click costs ~28 ms,
+more than half of a whole container start, so the start path first tries
+`parse`, which reads plain invocations with the same table and hands anything
+else (help, unknown or abbreviated options, option clusters, values that look
+like options or do not convert) back to click. tests/unit/test_cli_run.py holds
+both parsers to the same results.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyctr_systemd import container, names, rootfs
+from pyctr_systemd.errors import InvalidArgument
+from pyctr_systemd.launcher import DEFAULT_PATH, LaunchSpec
+from pyctr_systemd.limits import Limits, parse_size
+
+TYPE_CHECKING = False  # typing costs ~9 ms to import; mypy reads this as True
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_COMMAND = ("/bin/sh",)
+HELP = """Run CMD (default /bin/sh) in a new container, in the foreground.
+
+ROOTFS is a directory (default: a busybox root built on first use). The
+container is the systemd unit pyctr-NAME.scope in pyctr.slice; its limits are
+properties of that unit. pyctr exits with CMD's status, 128+N if signal N
+killed it, 137 after an OOM kill, 126/127 if CMD cannot be run, 125 if pyctr
+itself failed.
+"""
+
+
+class Option:
+    """One option of `run`, as both parsers read it."""
+
+    __slots__ = ("names", "dest", "type", "multiple", "flag", "default", "metavar", "help")
+
+    def __init__(
+        self,
+        *names: str,
+        dest: str = "",
+        type: type = str,
+        multiple: bool = False,
+        flag: bool = False,
+        default: object = None,
+        metavar: str | None = None,
+        help: str = "",
+    ) -> None:
+        self.names, self.type, self.multiple, self.flag = names, type, multiple, flag
+        self.dest = dest or names[-1].lstrip("-").replace("-", "_")
+        self.default = () if multiple else False if flag else default
+        self.metavar, self.help = metavar, help
+
+
+OPTIONS = (
+    Option("--name", help="Container name (default: a generated id); the unit is pyctr-NAME.scope."),
+    Option("--hostname", help="Hostname inside the container (default: the name)."),
+    Option(
+        "-e",
+        "--env",
+        multiple=True,
+        metavar="KEY[=VALUE]",
+        help="Set an environment variable; KEY alone passes the caller's value.",
+    ),
+    Option(
+        "-w",
+        "--workdir",
+        "--cwd",
+        dest="cwd",
+        default="/",
+        metavar="DIR",
+        help="Working directory inside the container (created if missing).",
+    ),
+    Option("--memory", metavar="SIZE", help="Memory limit (MemoryMax), e.g. 64M."),
+    Option("--memory-swap", metavar="SIZE", help="Swap limit (MemorySwapMax); 0 means no swap."),
+    Option("--cpu-shares", type=int, help="Relative CPU weight (CPUShares on cgroup v1, CPUWeight on v2)."),
+    Option("--cpu-weight", type=int, help="CPU weight 1-10000 (CPUWeight; CPUShares on cgroup v1)."),
+    Option("--cpus", type=float, help="CPU time limit in CPUs, e.g. 0.5 (CPUQuota=50%)."),
+    Option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax)."),
+    Option("--no-pivot", flag=True, help="Enter the rootfs with chroot instead of pivot_root."),
+)
+_BY_NAME = {name: option for option in OPTIONS for name in option.names}
+
+
+def parse(args: list[str]) -> dict[str, Any] | None:
+    """The values click would pass to `run`, or None to let click parse `args`."""
+    values: dict[str, Any] = {option.dest: option.default for option in OPTIONS}
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
+        name, eq, inline = args[i].partition("=")
+        option = _BY_NAME.get(name)
+        if option is None or (eq and (option.flag or not name.startswith("--"))):
+            return None
+        if option.flag:
+            value: object = True
+        else:
+            if eq:
+                text = inline
+            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                i += 1
+                text = args[i]
+            else:
+                return None
+            try:
+                value = option.type(text)
+            except ValueError:
+                return None
+        values[option.dest] = (*values[option.dest], value) if option.multiple else value
+        i += 1
+    values["command_only"] = args[i : i + 1] == ["--"]
+    values["args"] = tuple(args[i + 1 :] if values["command_only"] else args[i:])
+    return values
+
+
+def first_word(args: list[str]) -> str | None:
+    """The first argument that is neither an option nor an option's value."""
+    i = 0
+    while i < len(args):
+        if args[i] in ("-", "--") or not args[i].startswith("-"):
+            return args[i]
+        option = _BY_NAME.get(args[i])
+        i += 2 if option is not None and not option.flag else 1
+    return None
+
+
+def split_args(command_only: bool, args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """ROOTFS and CMD from what follows the options."""
+    if command_only or not args:
+        return None, args
+    rest = args[1:]
+    return args[0], rest[1:] if rest[:1] == ("--",) else rest
+
+
+def environment(assignments: tuple[str, ...], hostname: str) -> tuple[str, ...]:
+    env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": hostname, "container": "pyctr"}
+    if "TERM" in os.environ:
+        env["TERM"] = os.environ["TERM"]
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
+        if sep:
+            env[key] = value
+        elif key in os.environ:  # -e KEY passes the caller's value, as in docker
+            env[key] = os.environ[key]
+    return tuple(f"{k}={v}" for k, v in env.items())
+
+
+def config(
+    *,
+    name: str | None,
+    hostname: str | None,
+    env: tuple[str, ...],
+    cwd: str,
+    memory: str | None,
+    memory_swap: str | None,
+    cpu_shares: int | None,
+    cpu_weight: int | None,
+    cpus: float | None,
+    pids_limit: int | None,
+    no_pivot: bool,
+    command_only: bool,
+    args: tuple[str, ...],
+) -> container.RunConfig:
+    """The container to run, from the parsed options; raises on bad input."""
+    root_arg, command = split_args(command_only, args)
+    name = names.validate(name) if name is not None else names.generate()
+    hostname = hostname if hostname is not None else names.default_hostname(name)
+    if not os.path.isabs(cwd):
+        raise InvalidArgument(f"invalid --workdir {cwd!r}: must be an absolute path")
+    limits = Limits(
+        memory=parse_size(memory, "--memory") if memory is not None else None,
+        memory_swap=parse_size(memory_swap, "--memory-swap", unlimited_ok=True)
+        if memory_swap is not None
+        else None,
+        cpu_shares=cpu_shares,
+        cpu_weight=cpu_weight,
+        cpus=cpus,
+        pids=pids_limit,
+    )
+    spec = LaunchSpec(
+        rootfs=rootfs.resolve(root_arg),
+        argv=command or DEFAULT_COMMAND,
+        env=environment(env, hostname),
+        cwd=cwd,
+        hostname=hostname,
+        pivot=not no_pivot,
+    )
+    return container.RunConfig(name=name, launch=spec, limits=limits)
+
+
+def execute(values: dict[str, Any]) -> int:
+    return container.run(config(**values))

@@ -1,0 +1,118 @@
+"""Resource limits as the user writes them, and the unit properties they become.
+
+systemd owns the cgroups: a limit is never a cgroup file we write, only a
+property of the container's unit, (name, D-Bus signature, value) as listed in
+org.freedesktop.systemd1(5) and systemd.resource-control(5).
+"""
+
+from __future__ import annotations
+
+from pyctr_systemd.errors import InvalidArgument
+
+Property = tuple[str, str, object]
+
+UINT64_MAX = 2**64 - 1  # systemd's "infinity"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_UNLIMITED = ("max", "infinity", "-1")
+
+# systemd's ranges and defaults (systemd.resource-control(5)).
+CPU_SHARES_MIN, CPU_SHARES_MAX, CPU_SHARES_DEFAULT = 2, 262144, 1024
+CPU_WEIGHT_MIN, CPU_WEIGHT_MAX, CPU_WEIGHT_DEFAULT = 1, 10000, 100
+# The kernel's smallest CFS quota is 1 ms per 100 ms period, systemd's default.
+CPUS_MIN = 0.01
+
+
+def parse_size(text: str, option: str, unlimited_ok: bool = False) -> int:
+    """Bytes from "64M", "1.5g", "512KiB", "100mb" or "1048576"; units are powers of 1024."""
+    s = text.strip().lower()
+    if unlimited_ok and s in _UNLIMITED:
+        return UINT64_MAX
+    s = s.removesuffix("ib") if s.endswith("ib") else s.removesuffix("b")
+    number, unit = (s[:-1], s[-1]) if s[-1:] in ("k", "m", "g", "t") else (s, "")
+    if not number.isascii() or not number.replace(".", "", 1).isdigit():
+        raise InvalidArgument(f"invalid size for {option}: {text!r} (use e.g. 64M, 1.5G or 1048576)")
+    value = int(float(number) * _UNITS[unit])
+    if value >= UINT64_MAX:
+        raise InvalidArgument(f"invalid size for {option}: {text!r} is too large")
+    return value
+
+
+def format_size(value: int) -> str:
+    """The shortest exact systemd spelling: 67108864 -> "64M"."""
+    if value == UINT64_MAX:
+        return "infinity"
+    for suffix in "TGMK":
+        unit = _UNITS[suffix.lower()]
+        if value and value % unit == 0:
+            return f"{value // unit}{suffix}"
+    return str(value)
+
+
+class Limits:
+    """The limits asked for; None means "not set"."""
+
+    __slots__ = ("memory", "memory_swap", "cpu_shares", "cpu_weight", "cpus", "pids")
+
+    def __init__(
+        self,
+        *,
+        memory: int | None = None,
+        memory_swap: int | None = None,
+        cpu_shares: int | None = None,
+        cpu_weight: int | None = None,
+        cpus: float | None = None,
+        pids: int | None = None,
+    ) -> None:
+        _check_range("--cpu-shares", cpu_shares, CPU_SHARES_MIN, CPU_SHARES_MAX)
+        _check_range("--cpu-weight", cpu_weight, CPU_WEIGHT_MIN, CPU_WEIGHT_MAX)
+        _check_range("--pids-limit", pids, 1, UINT64_MAX - 1)
+        if cpu_shares is not None and cpu_weight is not None:
+            raise InvalidArgument("--cpu-shares and --cpu-weight are two ways to say the same; give one")
+        if memory == 0:
+            raise InvalidArgument("invalid value for --memory: 0 (must be more than 0)")
+        if cpus is not None and not cpus >= CPUS_MIN:
+            raise InvalidArgument(f"invalid value for --cpus: {cpus} (must be at least {CPUS_MIN})")
+        self.memory, self.memory_swap, self.cpus, self.pids = memory, memory_swap, cpus, pids
+        self.cpu_shares, self.cpu_weight = cpu_shares, cpu_weight
+
+
+def _check_range(option: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidArgument(f"invalid value for {option}: {value} (must be {low} to {high})")
+
+
+def shares_to_weight(shares: int) -> int:
+    """systemd's own mapping (cgroup_cpu_shares_to_weight): 1024 shares is weight 100."""
+    return max(CPU_WEIGHT_MIN, min(CPU_WEIGHT_MAX, shares * CPU_WEIGHT_DEFAULT // CPU_SHARES_DEFAULT))
+
+
+def weight_to_shares(weight: int) -> int:
+    return max(CPU_SHARES_MIN, min(CPU_SHARES_MAX, weight * CPU_SHARES_DEFAULT // CPU_WEIGHT_DEFAULT))
+
+
+def unit_properties(limits: Limits, unified: bool) -> list[Property]:
+    """The unit properties for `limits`; `unified` is True on a cgroup v2 system.
+
+    CPU weight has two spellings: CPUShares (v1 cpu.shares) and CPUWeight (v2
+    cpu.weight). We set the one the running layout uses, so `systemctl show`
+    reports what the kernel enforces.
+    """
+    props: list[Property] = []
+    if limits.memory is not None:
+        props.append(("MemoryMax", "t", limits.memory))
+    if limits.memory_swap is not None:
+        props.append(("MemorySwapMax", "t", limits.memory_swap))
+    shares, weight = limits.cpu_shares, limits.cpu_weight
+    if unified and shares is not None:
+        weight = shares_to_weight(shares)
+    elif not unified and weight is not None:
+        shares = weight_to_shares(weight)
+    if unified and weight is not None:
+        props.append(("CPUWeight", "t", weight))
+    elif not unified and shares is not None:
+        props.append(("CPUShares", "t", shares))
+    if limits.cpus is not None:
+        props.append(("CPUQuotaPerSecUSec", "t", round(limits.cpus * 1_000_000)))
+    if limits.pids is not None:
+        props.append(("TasksMax", "t", limits.pids))
+    return props

@@ -1,0 +1,39 @@
+"""Container names and the systemd unit names made from them."""
+
+from __future__ import annotations
+
+import os
+
+from pyctr_systemd.errors import InvalidArgument
+
+MAX_LENGTH = 128
+HOSTNAME_MAX = 64  # HOST_NAME_MAX
+SLICE = "pyctr.slice"
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_ALLOWED = _ALNUM | frozenset("_.-")
+
+
+def validate(name: str) -> str:
+    """Docker's rule, [a-zA-Z0-9][a-zA-Z0-9_.-]*; such names are also safe in unit names.
+
+    Checked without `re`: importing it costs ~6 ms on every container start.
+    """
+    if not name or name[0] not in _ALNUM or not _ALLOWED.issuperset(name) or len(name) > MAX_LENGTH:
+        raise InvalidArgument(
+            f"invalid container name {name!r}: use letters, digits, '_', '.' and '-', "
+            f"starting with a letter or digit, at most {MAX_LENGTH} characters"
+        )
+    return name
+
+
+def generate() -> str:
+    """A fresh id, like podman's short ids."""
+    return os.urandom(6).hex()
+
+
+def scope_unit(name: str) -> str:
+    return f"pyctr-{name}.scope"
+
+
+def default_hostname(name: str) -> str:
+    return name[:HOSTNAME_MAX]

@@ -1,0 +1,107 @@
+"""Bad input of every kind: one line naming the problem, non-zero, nothing left behind.
+
+(The fixture nothing_left_behind checks units, cgroups, mounts and state after each.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import CHECKOUT, pyctr, start_pyctr, wait_for_line
+
+
+def one_line(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 125, result
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"pyctr: {message}"), result.stderr
+
+
+def test_unknown_rootfs(tmp_path: Path) -> None:
+    one_line(
+        pyctr("run", str(tmp_path / "nope"), "--", "true"), f"rootfs {tmp_path / 'nope'}: no such directory"
+    )
+
+
+@pytest.mark.parametrize("size", ["64X", "lots", "", "1.2.3M"])
+def test_malformed_size(size: str) -> None:
+    one_line(pyctr("run", "--memory", size, "--", "true"), f"invalid size for --memory: {size!r}")
+
+
+@pytest.mark.parametrize("name", ["-bad", "has space", "a/b", "x" * 200, "ünï"])
+def test_bad_name(name: str) -> None:
+    one_line(pyctr("run", "--name", name, "--", "true"), "invalid container name")
+
+
+def test_duplicate_name_is_refused_and_the_first_runs_on() -> None:
+    first = start_pyctr("run", "--name", "twin", "--", "sh", "-c", "echo ready; read x; echo still here")
+    try:
+        wait_for_line(first, "ready")
+        one_line(
+            pyctr("run", "--name", "twin", "--", "true"),
+            "container name is already in use: pyctr-twin.scope is active",
+        )
+    finally:
+        out, _ = first.communicate("\n", timeout=30)
+    assert first.returncode == 0
+    assert out == "still here\n"
+
+
+def test_not_root() -> None:
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            sys.executable,
+            "-m",
+            "pyctr_systemd",
+            "run",
+            "--",
+            "true",
+        ],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    one_line(result, "pyctr must be run as root")
+
+
+def test_dead_bus() -> None:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/run/nothing-listens-here"}
+    one_line(pyctr("run", "--", "true", env=env), "cannot connect to the system bus")
+
+
+def test_no_systemd_on_the_bus(tmp_path: Path) -> None:
+    # A bus of our own, on which no systemd ever registers.
+    daemon = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address", f"--address=unix:path={tmp_path}/bus"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert daemon.stdout is not None
+        address = daemon.stdout.readline().strip()
+        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address}
+        one_line(
+            pyctr("run", "--name", "orphan", "--", "true", env=env),
+            "systemd is not available on the system bus",
+        )
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def test_setup_failure_in_the_container(marked_rootfs: tuple[str, str]) -> None:
+    root, _ = marked_rootfs
+    Path(root, "file").write_text("")
+    one_line(pyctr("run", "-w", "/file/sub", root, "--", "true"), "container setup failed: ")
