@@ -16,6 +16,7 @@ Only cheap modules are imported here: this is the start path.
 from __future__ import annotations
 
 import _signal  # signal.py adds enums, and importing enum costs ~4 ms
+import errno
 import os
 
 from pyctr_systemd import syscalls as sc
@@ -142,6 +143,9 @@ class MakeDir(_Op):
         return f"mkdir {self.path}"
 
     def execute(self) -> None:
+        # A symlink in a rootfs may point anywhere on the host; never follow it.
+        if os.path.islink(self.path):
+            raise OSError(errno.ELOOP, "refusing to mount over a symlink in the rootfs", self.path)
         os.makedirs(self.path, self.mode, exist_ok=True)
 
 

@@ -28,6 +28,7 @@ JOB = "org.freedesktop.systemd1.Job"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 25.0
 JOB_TIMEOUT = 30.0
+POLL_INTERVAL = 0.0005
 _ACTIVE = ("active", "activating", "deactivating", "reloading")
 _NOT_THERE = ("org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.systemd1.NoSuchUnit")
 _NO_SYSTEMD = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
@@ -105,13 +106,13 @@ class Systemd:
         return str(reply[0])
 
     def _wait_job(self, job: str, unit: str, timeout: float = JOB_TIMEOUT) -> None:
+        # A Get on a running job is answered only once systemd is done with it
+        # (it blocks in the cgroup migration), so a short fixed pause suffices.
         deadline = time.monotonic() + timeout
-        delay = 0.0002
         while self._exists(job, JOB, "State"):
             if time.monotonic() > deadline:
                 raise SystemdError(f"timed out waiting for systemd's job on {unit}")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            time.sleep(POLL_INTERVAL)
 
     def _exists(self, path: str, interface: str, prop: str) -> bool:
         try:
@@ -162,4 +163,4 @@ class Systemd:
         while self.unit_path(unit) is not None:
             if time.monotonic() > deadline:
                 raise SystemdError(f"{unit} is still loaded after stopping it")
-            time.sleep(0.0005)
+            time.sleep(POLL_INTERVAL)

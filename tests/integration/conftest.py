@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pyctr_systemd import cgroups, rootfs
-
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,33 +32,6 @@ def systemd_is_running() -> None:
         )
     state = systemctl("is-system-running", check=False).stdout.strip()
     assert state == "running", f"systemd is {state!r}"
-
-
-def pyctr(
-    *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI from this checkout, as a user would: python3 -m pyctr_systemd."""
-    return subprocess.run(
-        [sys.executable, "-m", "pyctr_systemd", *args],
-        cwd=CHECKOUT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input,
-        env=env,
-    )
-
-
-def start_pyctr(*args: str) -> subprocess.Popen[str]:
-    """A container in the background whose payload first prints a line (e.g. "ready")."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pyctr_systemd", *args],
-        cwd=CHECKOUT,
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CHECKOUT, pyctr, start_pyctr, wait_for_line
+from tests.cli import CHECKOUT, pyctr, start_pyctr
+from tests.integration.conftest import wait_for_line
 
 
 def one_line(result: subprocess.CompletedProcess[str], message: str) -> None:
@@ -105,3 +106,12 @@ def test_setup_failure_in_the_container(marked_rootfs: tuple[str, str]) -> None:
     root, _ = marked_rootfs
     Path(root, "file").write_text("")
     one_line(pyctr("run", "-w", "/file/sub", root, "--", "true"), "container setup failed: ")
+
+
+def test_symlink_in_the_rootfs_is_not_followed(marked_rootfs: tuple[str, str], tmp_path: Path) -> None:
+    root, _ = marked_rootfs
+    outside = tmp_path / "outside"
+    os.rmdir(Path(root, "sys"))
+    os.symlink(outside, Path(root, "sys"))
+    one_line(pyctr("run", root, "--", "true"), "container setup failed: refusing to mount over a symlink")
+    assert not outside.exists()

@@ -6,7 +6,8 @@ import signal
 
 import pytest
 
-from tests.integration.conftest import pyctr, start_pyctr, wait_for_line
+from tests.cli import pyctr, start_pyctr
+from tests.integration.conftest import wait_for_line
 
 
 @pytest.mark.parametrize("code", [0, 1, 3, 42, 255])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.integration.conftest import cgroup_file, show, start_pyctr, systemctl, wait_for_line
+from tests.cli import start_pyctr
+from tests.integration.conftest import cgroup_file, show, systemctl, wait_for_line
 
 BOMB = 'trap "exit 0" TERM; echo ready; bomb() { bomb | bomb & }; bomb; while :; do sleep 1; done'
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 from pyctr_systemd import cgroups
-from tests.integration.conftest import cgroup_file, show, start_pyctr, unit_pids, wait_for_line
+from tests.cli import start_pyctr
+from tests.integration.conftest import cgroup_file, show, unit_pids, wait_for_line
 
 WAIT = "echo ready; read line"
 

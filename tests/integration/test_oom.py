@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from tests.integration.conftest import pyctr, start_pyctr, unit_pids, wait_for_line
+from tests.cli import pyctr, start_pyctr
+from tests.integration.conftest import unit_pids, wait_for_line
 
 
 def test_memory_eater_is_oom_killed_and_reported() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CHECKOUT, pyctr
+from tests.cli import CHECKOUT, pyctr
 
 IDENTITY = """
 echo host=$(hostname)

@@ -2,14 +2,12 @@
 
 import os
 import subprocess
-import sys
 
 import click
 import pytest
 
 from pyctr_systemd.cli import app, run
-
-CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import cli
 
 PLAIN = [
     [],
@@ -103,15 +101,8 @@ def test_click_builds_help_from_the_same_table() -> None:
 
 
 def pyctr(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent"}
-    return subprocess.run(
-        [sys.executable, "-m", "pyctr_systemd", *args],
-        cwd=CHECKOUT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    # Bad input must fail before the bus; if it ever got there, it finds none.
+    return cli.pyctr(*args, env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent"})
 
 
 @pytest.mark.parametrize(
