@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Container start+exit time: pyctr run vs runc --systemd-cgroup run vs the floor.
 
-Each round runs every contender once, in turn, so drift in the machine hits all
-alike; prints medians and ratios to runc. Prints figures, asserts nothing.
+Each round runs every contender once, in a new random order: drift in the
+machine hits all alike, and no contender always follows the same one (a cgroup
+migration right after another's is cheaper: the kernel's RCU sync is still
+warm). Prints medians, deciles and ratios to runc; asserts nothing.
 
     sudo /usr/bin/python3 bench/start.py [-n ROUNDS]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -45,9 +48,20 @@ def runc_bundle(root: str, workdir: str) -> str:
     return bundle
 
 
-def contenders(root: str, bundle: str) -> dict[str, list[str]]:
+def entry_script(workdir: str) -> str:
+    """The command as installed: a script that imports the CLI (no runpy, unlike -m)."""
+    path = os.path.join(workdir, "pyctr")
+    with open(path, "w") as f:
+        f.write(f"#!{PYTHON}\nimport sys\nsys.path.insert(0, {CHECKOUT!r})\n")
+        f.write("from pyctr_systemd.cli import main\nmain()\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def contenders(root: str, bundle: str, pyctr: str) -> dict[str, list[str]]:
     return {
-        "pyctr run": [PYTHON, "-m", "pyctr_systemd", "run", root, "--", "/bin/true"],
+        "pyctr run (python3 -m)": [PYTHON, "-m", "pyctr_systemd", "run", root, "--", "/bin/true"],
+        "pyctr run (entry script)": [pyctr, "run", root, "--", "/bin/true"],
         "runc --systemd-cgroup run": ["runc", "--systemd-cgroup", "run", "--bundle", bundle, "bench"],
         "runc run (cgroupfs)": ["runc", "run", "--bundle", bundle, "bench"],
         "systemd-run --scope": ["systemd-run", "--quiet", "--scope", "--slice=pyctr.slice", "/bin/true"],
@@ -66,18 +80,22 @@ def contenders(root: str, bundle: str) -> dict[str, list[str]]:
 def measure(rounds: int) -> None:
     root = rootfs.default()
     with tempfile.TemporaryDirectory() as workdir:
-        runs = contenders(root, runc_bundle(root, workdir))
+        runs = contenders(root, runc_bundle(root, workdir), entry_script(workdir))
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(rounds):
-            for name, argv in runs.items():
+            for name, argv in random.sample(list(runs.items()), len(runs)):
                 start = time.perf_counter()
                 subprocess.run(argv, check=True, cwd=CHECKOUT, stdin=subprocess.DEVNULL)
                 times[name].append(time.perf_counter() - start)
     base = statistics.median(times["runc --systemd-cgroup run"])
-    print(f"{'median of ' + str(rounds):>28}  {'ms':>7}  vs runc --systemd-cgroup")
+    print(f"{rounds} rounds, ms{'median':>24}  {'p10':>6}  {'p90':>6}  median vs runc --systemd-cgroup")
     for name, samples in times.items():
+        deciles = statistics.quantiles(samples, n=10)
         median = statistics.median(samples)
-        print(f"{name:>28}  {median * 1000:7.1f}  {median / base:5.2f}x")
+        print(
+            f"{name:>30}  {median * 1000:6.1f}  {deciles[0] * 1000:6.1f}  {deciles[-1] * 1000:6.1f}  "
+            f"{median / base:5.2f}x"
+        )
 
 
 def main() -> int:

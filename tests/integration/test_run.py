@@ -161,3 +161,16 @@ ENTRY = "import sys; from pyctr_systemd.cli import main; sys.argv[0] = 'pyctr'; 
 def test_every_way_in_runs_a_container(argv: list[str]) -> None:
     result = subprocess.run(argv, cwd=CHECKOUT, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+
+
+def test_unit_is_gone_when_pyctr_returns() -> None:
+    for _ in range(2):  # and the name is free again at once
+        result = pyctr("run", "--name", "again", "--", "true")
+        assert result.returncode == 0, result.stderr
+        listed = subprocess.run(
+            ["systemctl", "list-units", "--all", "--plain", "--no-legend", "pyctr-again.scope"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert listed == ""
