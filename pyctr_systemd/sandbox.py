@@ -33,6 +33,7 @@ POWEROFF_GRACE = 5.0
 # Hierarchies whose new child groups need settings before a task may join (cpuset's
 # cpus and mems); systemd does not use them on v1, so the sandbox stays in ours.
 _SKIP_HIERARCHIES = frozenset({"cpuset"})
+SUPERVISOR = "pyctr-sandbox-supervisor"  # v2: the leaf we move into (see _Cgroups)
 ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -51,7 +52,7 @@ class Sandbox:
         self.checkout = checkout
         self.name = f"pyctr-sandbox-{uuid.uuid4().hex[:8]}"
         self.tmpdir = ""
-        self.cgroup_dirs: list[str] = []
+        self.cgroups = _Cgroups(self.name)
         self.unshare: subprocess.Popen[bytes] | None = None
         self.pid = 0  # host pid of the sandbox's systemd
 
@@ -68,8 +69,8 @@ class Sandbox:
 
     def boot(self) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix=f"{self.name}.")
-        self.cgroup_dirs = _make_cgroups(self.name)
-        procs = [os.path.join(d, "cgroup.procs") for d in self.cgroup_dirs]
+        self.cgroups.create()
+        procs = self.cgroups.procs_files()
         self.unshare = subprocess.Popen(
             [
                 "unshare",
@@ -191,11 +192,10 @@ class Sandbox:
                 for pid in [self.pid, *_children(self.unshare.pid)]:
                     _kill(pid, signal.SIGKILL)
                 self.unshare.wait()
-        for d in self.cgroup_dirs:
-            _remove_cgroup_tree(d)
+        self.cgroups.remove()
         if self.tmpdir:
             os.rmdir(self.tmpdir)
-        self.unshare, self.pid, self.cgroup_dirs, self.tmpdir = None, 0, [], ""
+        self.unshare, self.pid, self.tmpdir = None, 0, ""
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -221,23 +221,82 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _make_cgroups(name: str) -> list[str]:
-    """A child cgroup of ours in every hierarchy, to become the sandbox's root."""
-    ours = cgroups.of_pid("self")
-    made = []
-    for m in cgroups.mounts():
-        if m.key not in ours or m.key in _SKIP_HIERARCHIES:
-            continue
-        path = os.path.join(m.path_of(ours[m.key]), name)
-        os.mkdir(path)
-        made.append(path)
-    return made
+class _Cgroups:
+    """A cgroup of the sandbox's own in each hierarchy, to become its namespace's root.
+
+    On v1 (legacy or hybrid) that is a child of ours in every hierarchy. On v2 a
+    child can use a controller only if our cgroup enables it for its children,
+    and then our cgroup may hold no process: so we first step into a leaf of our
+    own, as systemd's delegation rules have it (https://systemd.io/CGROUP_DELEGATION).
+    Where systemd is PID 1, our cgroup must have been delegated to us:
+    `systemd-run --scope -p Delegate=yes ...` (tests/run does that).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dirs: list[str] = []
+        self._base = ""  # v2: our original cgroup
+        self._enabled: list[str] = []  # v2: controllers we enabled in it
+
+    def create(self) -> None:
+        ours = cgroups.of_pid("self")
+        for mount in cgroups.mounts():
+            if mount.key not in ours or mount.key in _SKIP_HIERARCHIES:
+                continue
+            base = mount.path_of(ours[mount.key])
+            if mount.mountpoint == cgroups.CGROUP_ROOT and mount.fstype == "cgroup2":  # unified
+                self._delegate(base)
+            path = os.path.join(base, self.name)
+            os.mkdir(path)
+            self.dirs.append(path)
+
+    def _delegate(self, base: str) -> None:
+        wanted = _read(f"{base}/cgroup.controllers").split()
+        enabled = _read(f"{base}/cgroup.subtree_control").split()
+        missing = [c for c in wanted if c not in enabled]
+        if not missing:
+            return
+        self._base = base
+        try:
+            os.makedirs(f"{base}/{SUPERVISOR}", exist_ok=True)
+            _write(f"{base}/{SUPERVISOR}/cgroup.procs", str(os.getpid()))
+            _write(f"{base}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+        except OSError as e:
+            raise SandboxError(
+                f"cannot hand cgroup controllers to the sandbox ({e}); where systemd is PID 1, "
+                "run this under systemd-run --scope -p Delegate=yes"
+            ) from None
+        self._enabled = missing
+
+    def procs_files(self) -> list[str]:
+        """The files a new process writes its pid to, to enter the sandbox's cgroups."""
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs]
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            _remove_cgroup_tree(d)
+        self.dirs = []
+        if self._base:  # leave our cgroup as we found it
+            if self._enabled:
+                _write(f"{self._base}/cgroup.subtree_control", " ".join(f"-{c}" for c in self._enabled))
+            _write(f"{self._base}/cgroup.procs", str(os.getpid()))
+            os.rmdir(f"{self._base}/{SUPERVISOR}")
+            self._base, self._enabled = "", []
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def _join(procs_files: list[str]) -> None:
     for procs in procs_files:
-        with open(procs, "w") as f:
-            f.write(str(os.getpid()))
+        _write(procs, str(os.getpid()))
 
 
 def _remove_cgroup_tree(top: str) -> None:

@@ -92,7 +92,7 @@ def test_host_tmp_survives_and_nothing_is_left_behind() -> None:
     mounts = _mountpoints()
     with Sandbox() as sandbox:
         pid, unshare_pid = sandbox.pid, sandbox.unshare.pid  # type: ignore[union-attr]
-        cgroup_dirs, tmpdir = list(sandbox.cgroup_dirs), sandbox.tmpdir
+        cgroup_dirs, tmpdir = list(sandbox.cgroups.dirs), sandbox.tmpdir
         assert cgroup_dirs and all(Path(d).is_dir() for d in cgroup_dirs)
         sh(sandbox, "systemd-tmpfiles --clean; systemd-run --quiet --scope true")
     assert Path(keep.name).exists()  # systemd-tmpfiles cleaned the overlay's /tmp, not ours
