@@ -5,9 +5,9 @@ _dbus_bindings, directly: `import dbus` costs ~16 ms (mostly its logging import)
 on every container start, and dbus.lowlevel only re-exports these classes.
 
 Waiting for jobs: dbus-python delivers signals only through a GLib main loop,
-which we do not have, so instead of JobRemoved we poll the job object, which
-systemd removes when the job finishes, then check the unit's state. Calls go
-through send_message_with_reply so errors come back as messages, not as
+which we do not have, so instead of subscribing to JobRemoved we poll the job
+object, which systemd removes when the job finishes. Calls go through
+send_message_with_reply so errors come back as messages, not as
 dbus.exceptions.DBusException (whose import pulls in all of `dbus`).
 """
 
