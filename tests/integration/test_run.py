@@ -174,3 +174,16 @@ def test_unit_is_gone_when_pyctr_returns() -> None:
             check=True,
         ).stdout
         assert listed == ""
+
+
+def test_the_journal_tells_the_units_story() -> None:
+    assert pyctr("run", "--name", "journaled", "--", "true").returncode == 0
+    subprocess.run(["journalctl", "--sync"], check=True, timeout=30)
+    log = subprocess.run(
+        ["journalctl", "--no-pager", "-o", "cat", "-u", "pyctr-journaled.scope"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert "Started pyctr-journaled.scope - pyctr container journaled." in log
