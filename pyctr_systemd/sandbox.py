@@ -33,7 +33,8 @@ POWEROFF_GRACE = 5.0
 # Hierarchies whose new child groups need settings before a task may join (cpuset's
 # cpus and mems); systemd does not use them on v1, so the sandbox stays in ours.
 _SKIP_HIERARCHIES = frozenset({"cpuset"})
-SUPERVISOR = "pyctr-sandbox-supervisor"  # v2: the leaf we move into (see _Cgroups)
+SUPERVISOR = "pyctr-sandbox-supervisor"  # v2: where our processes go (see _Cgroups)
+COMMANDS = "commands"  # the cgroup leaf commands run in, inside the sandbox
 ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -70,7 +71,6 @@ class Sandbox:
     def boot(self) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix=f"{self.name}.")
         self.cgroups.create()
-        procs = self.cgroups.procs_files()
         self.unshare = subprocess.Popen(
             [
                 "unshare",
@@ -95,7 +95,7 @@ class Sandbox:
             env=ENV,
             # Join the sandbox's own cgroups before unshare makes them the
             # namespace's root, so systemd's tree never lands in the host's.
-            preexec_fn=lambda: _join(procs),
+            preexec_fn=self.cgroups.join,
         )
         self.pid = self._wait_for_systemd()
         self._wait_running()
@@ -175,7 +175,10 @@ class Sandbox:
     def run(
         self, argv: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None, **kwargs: Any
     ) -> subprocess.CompletedProcess[Any]:
-        return subprocess.run(self.command(argv, cwd, env), **kwargs)
+        """Run argv inside, in the sandbox's cgroup namespace and below its root cgroup."""
+        return subprocess.run(
+            self.command(argv, cwd, env), preexec_fn=lambda: self.cgroups.join(COMMANDS), **kwargs
+        )
 
     def stop(self) -> None:
         """Power off; SIGKILL what is left; remove the cgroups and the mount point."""
@@ -226,17 +229,19 @@ class _Cgroups:
 
     On v1 (legacy or hybrid) that is a child of ours in every hierarchy. On v2 a
     child can use a controller only if our cgroup enables it for its children,
-    and then our cgroup may hold no process: so we first step into a leaf of our
-    own, as systemd's delegation rules have it (https://systemd.io/CGROUP_DELEGATION).
-    Where systemd is PID 1, our cgroup must have been delegated to us:
-    `systemd-run --scope -p Delegate=yes ...` (tests/run does that).
+    and then our cgroup may hold no process: so everything in it moves into a
+    leaf, as systemd's delegation rules have it (https://systemd.io/CGROUP_DELEGATION),
+    and stays there: the cgroup was handed to us for this. Where systemd is
+    PID 1 that takes `systemd-run --scope -p Delegate=yes ...` (tests/run does it).
+
+    Commands run inside must be inside too: cgroup v2 lets the sandbox's systemd
+    move only processes within its cgroup namespace. They start in COMMANDS, a
+    leaf below the sandbox's root.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.dirs: list[str] = []
-        self._base = ""  # v2: our original cgroup
-        self._enabled: list[str] = []  # v2: controllers we enabled in it
 
     def create(self) -> None:
         ours = cgroups.of_pid("self")
@@ -245,43 +250,54 @@ class _Cgroups:
                 continue
             base = mount.path_of(ours[mount.key])
             if mount.mountpoint == cgroups.CGROUP_ROOT and mount.fstype == "cgroup2":  # unified
-                self._delegate(base)
+                _delegate(base)
             path = os.path.join(base, self.name)
             os.mkdir(path)
             self.dirs.append(path)
 
-    def _delegate(self, base: str) -> None:
-        wanted = _read(f"{base}/cgroup.controllers").split()
-        enabled = _read(f"{base}/cgroup.subtree_control").split()
-        missing = [c for c in wanted if c not in enabled]
-        if not missing:
-            return
-        self._base = base
-        try:
-            os.makedirs(f"{base}/{SUPERVISOR}", exist_ok=True)
-            _write(f"{base}/{SUPERVISOR}/cgroup.procs", str(os.getpid()))
-            _write(f"{base}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
-        except OSError as e:
-            raise SandboxError(
-                f"cannot hand cgroup controllers to the sandbox ({e}); where systemd is PID 1, "
-                "run this under systemd-run --scope -p Delegate=yes"
-            ) from None
-        self._enabled = missing
+    def join(self, leaf: str = "") -> None:
+        """Move the calling process into the sandbox's cgroups (or a leaf of them).
 
-    def procs_files(self) -> list[str]:
-        """The files a new process writes its pid to, to enter the sandbox's cgroups."""
-        return [os.path.join(d, "cgroup.procs") for d in self.dirs]
+        A leaf is made on demand, again if need be: the sandbox's systemd trims
+        empty cgroups as it boots.
+        """
+        for d in self.dirs:
+            for attempt in range(3):
+                os.makedirs(os.path.join(d, leaf), exist_ok=True)
+                try:
+                    _write(os.path.join(d, leaf, "cgroup.procs"), str(os.getpid()))
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
 
     def remove(self) -> None:
         for d in self.dirs:
             _remove_cgroup_tree(d)
         self.dirs = []
-        if self._base:  # leave our cgroup as we found it
-            if self._enabled:
-                _write(f"{self._base}/cgroup.subtree_control", " ".join(f"-{c}" for c in self._enabled))
-            _write(f"{self._base}/cgroup.procs", str(os.getpid()))
-            os.rmdir(f"{self._base}/{SUPERVISOR}")
-            self._base, self._enabled = "", []
+
+
+def _delegate(base: str) -> None:
+    """Enable for children the controllers `base` offers, moving its processes to a leaf."""
+    missing = [
+        c
+        for c in _read(f"{base}/cgroup.controllers").split()
+        if c not in _read(f"{base}/cgroup.subtree_control").split()
+    ]
+    if not missing:
+        return
+    try:
+        if os.path.isdir("/run/systemd/system") and os.getxattr(base, "trusted.delegate") != b"1":
+            raise OSError("not delegated")
+        os.makedirs(f"{base}/{SUPERVISOR}", exist_ok=True)
+        for pid in _read(f"{base}/cgroup.procs").split():
+            _write(f"{base}/{SUPERVISOR}/cgroup.procs", pid)
+        _write(f"{base}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+    except OSError as e:
+        raise SandboxError(
+            f"cannot hand cgroup controllers to the sandbox from {base} ({e}); where systemd is "
+            "PID 1, run this under systemd-run --scope -p Delegate=yes"
+        ) from None
 
 
 def _read(path: str) -> str:
@@ -292,11 +308,6 @@ def _read(path: str) -> str:
 def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
-
-
-def _join(procs_files: list[str]) -> None:
-    for procs in procs_files:
-        _write(procs, str(os.getpid()))
 
 
 def _remove_cgroup_tree(top: str) -> None:
