@@ -46,7 +46,10 @@ class OomWatch:
             return  # no memory controller: nothing to watch
         v2 = os.path.exists(os.path.join(directory, "memory.events"))
         counter = os.path.join(directory, "memory.events" if v2 else "memory.oom_control")
-        self._counter = os.open(counter, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._counter = os.open(counter, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # the memory controller is not enabled for this cgroup
         if v2:
             self.fd, self.events = self._counter, select.POLLPRI
         else:

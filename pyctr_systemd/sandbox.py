@@ -71,13 +71,16 @@ class Sandbox:
     def boot(self) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix=f"{self.name}.")
         self.cgroups.create()
+        # unshare(1) stays behind as the pid namespace's parent; it must not sit
+        # in the sandbox's root cgroup (on v2 that would keep the sandbox's systemd
+        # from enabling controllers), so PID 1 joins the cgroups itself and only
+        # then takes the cgroup namespace: see _pid1.
         self.unshare = subprocess.Popen(
             [
                 "unshare",
                 "--pid",
                 "--fork",
                 "--mount",
-                "--cgroup",
                 "--uts",
                 "--ipc",
                 "--net",
@@ -90,12 +93,10 @@ class Sandbox:
                 "--pid1",
                 self.tmpdir,
                 self.checkout,
+                *self.cgroups.dirs,
             ],
             cwd=CHECKOUT,
             env=ENV,
-            # Join the sandbox's own cgroups before unshare makes them the
-            # namespace's root, so systemd's tree never lands in the host's.
-            preexec_fn=self.cgroups.join,
         )
         self.pid = self._wait_for_systemd()
         self._wait_running()
@@ -176,9 +177,7 @@ class Sandbox:
         self, argv: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None, **kwargs: Any
     ) -> subprocess.CompletedProcess[Any]:
         """Run argv inside, in the sandbox's cgroup namespace and below its root cgroup."""
-        return subprocess.run(
-            self.command(argv, cwd, env), preexec_fn=lambda: self.cgroups.join(COMMANDS), **kwargs
-        )
+        return subprocess.run(self.command(argv, cwd, env), preexec_fn=self.cgroups.join_commands, **kwargs)
 
     def stop(self) -> None:
         """Power off; SIGKILL what is left; remove the cgroups and the mount point."""
@@ -250,22 +249,25 @@ class _Cgroups:
                 continue
             base = mount.path_of(ours[mount.key])
             if mount.mountpoint == cgroups.CGROUP_ROOT and mount.fstype == "cgroup2":  # unified
+                if os.path.basename(base) == SUPERVISOR:  # an earlier sandbox moved us there
+                    base = os.path.dirname(base)
                 _delegate(base)
             path = os.path.join(base, self.name)
             os.mkdir(path)
             self.dirs.append(path)
 
-    def join(self, leaf: str = "") -> None:
-        """Move the calling process into the sandbox's cgroups (or a leaf of them).
+    def join_commands(self) -> None:
+        """Move the calling process into the COMMANDS leaf of the sandbox's cgroups.
 
-        A leaf is made on demand, again if need be: the sandbox's systemd trims
+        The leaf is made on demand, again if need be: the sandbox's systemd trims
         empty cgroups as it boots.
         """
         for d in self.dirs:
+            leaf = os.path.join(d, COMMANDS)
             for attempt in range(3):
-                os.makedirs(os.path.join(d, leaf), exist_ok=True)
+                os.makedirs(leaf, exist_ok=True)
                 try:
-                    _write(os.path.join(d, leaf, "cgroup.procs"), str(os.getpid()))
+                    _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
                     break
                 except FileNotFoundError:
                     if attempt == 2:
@@ -329,8 +331,13 @@ def _remove_cgroup_tree(top: str) -> None:
 # --- inside the new namespaces (PID 1 until systemd replaces it) -----------------
 
 
-def _pid1(tmpdir: str, checkout: str) -> None:
-    """Build the sandbox's root under tmpdir and exec systemd in it."""
+def _pid1(tmpdir: str, checkout: str, cgroup_dirs: list[str]) -> None:
+    """Enter the sandbox's cgroups, build its root under tmpdir and exec systemd in it."""
+    for d in cgroup_dirs:
+        _write(f"{d}/cgroup.procs", "0")  # "0": the writer itself
+    # Now the sandbox's cgroups are the namespace's root, and systemd's tree
+    # never lands in the host's.
+    syscalls.unshare(syscalls.CLONE_NEWCGROUP)
     syscalls.mount("tmpfs", tmpdir, "tmpfs", 0, "mode=0755")
     root = os.path.join(tmpdir, "root")
     for d in ("upper", "work", "root"):
@@ -389,7 +396,7 @@ def _mount_cgroups(target: str) -> None:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--pid1"]:
-        _pid1(argv[1], argv[2])
+        _pid1(argv[1], argv[2], argv[3:])
         return 1
     if argv[:1] == ["--"]:
         argv = argv[1:]

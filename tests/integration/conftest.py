@@ -69,7 +69,8 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
     line = process.stdout.readline().strip()
     if line != expected:
         process.kill()
-        _, err = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        err = process.stderr.read() if process.stderr else ""
         raise AssertionError(f"expected {expected!r} from the container, got {line!r}; stderr: {err}")
 
 

@@ -12,6 +12,8 @@ WAIT = "echo ready; read line"
 
 
 def finish(container: subprocess.Popen[str]) -> None:
+    if container.poll() is not None:
+        return  # already ended: the test has failed, and says why
     out, err = container.communicate("\n", timeout=30)
     assert container.returncode == 0, err
 
