@@ -13,6 +13,7 @@ powers off and exits with CMD's status.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -145,8 +146,11 @@ class Sandbox:
             time.sleep(0.005)
 
     def _capture(self, argv: list[str], deadline: float) -> str:
+        """Output of a boot-time command; these stay in our cgroup, while systemd
+        is still trimming empty cgroups."""
         timeout = max(deadline - time.monotonic(), 0.1)
-        return str(self.run(argv, capture_output=True, text=True, timeout=timeout).stdout.strip())
+        result = subprocess.run(self.command(argv), capture_output=True, text=True, timeout=timeout)
+        return result.stdout.strip()
 
     def command(
         self, argv: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None
@@ -259,19 +263,22 @@ class _Cgroups:
     def join_commands(self) -> None:
         """Move the calling process into the COMMANDS leaf of the sandbox's cgroups.
 
-        The leaf is made on demand, again if need be: the sandbox's systemd trims
-        empty cgroups as it boots.
+        The sandbox's systemd removes empty cgroups it finds at its root (as it
+        boots, and at times after), so the leaf is made on demand, and made
+        again if it vanishes between mkdir and joining.
         """
         for d in self.dirs:
             leaf = os.path.join(d, COMMANDS)
-            for attempt in range(3):
-                os.makedirs(leaf, exist_ok=True)
+            for attempt in range(5):
                 try:
+                    if not os.path.isdir(leaf):
+                        os.mkdir(leaf)
                     _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
                     break
-                except FileNotFoundError:
-                    if attempt == 2:
+                except OSError as e:  # ENOENT, EEXIST, ENODEV: it was being removed
+                    if attempt == 4 or e.errno not in (errno.ENOENT, errno.EEXIST, errno.ENODEV):
                         raise
+                    time.sleep(0.002)
 
     def remove(self) -> None:
         for d in self.dirs:
