@@ -94,7 +94,7 @@ class LaunchSpec:
         self.cwd, self.hostname, self.pivot = cwd, hostname, pivot
 
 
-# --- the plan: each operation says what it does and does it ------------------------
+# --- the plan: small operations, compared and printed as data --------------------
 
 
 class _Op:
@@ -126,9 +126,6 @@ class Mount(_Op):
     ) -> None:
         self.source, self.target, self.fstype, self.flags, self.data = source, target, fstype, flags, data
 
-    def describe(self) -> str:
-        return f"mount {self.fstype or self.source} on {self.target} (flags {self.flags:#x}, {self.data})"
-
     def execute(self) -> None:
         sc.mount(self.source, self.target, self.fstype, self.flags, self.data)
 
@@ -138,9 +135,6 @@ class MakeDir(_Op):
 
     def __init__(self, path: str, mode: int = 0o755) -> None:
         self.path, self.mode = path, mode
-
-    def describe(self) -> str:
-        return f"mkdir {self.path}"
 
     def execute(self) -> None:
         # A symlink in a rootfs may point anywhere on the host; never follow it.
@@ -155,9 +149,6 @@ class MakeDevice(_Op):
     def __init__(self, path: str, major: int, minor: int) -> None:
         self.path, self.major, self.minor = path, major, minor
 
-    def describe(self) -> str:
-        return f"mknod {self.path} c {self.major} {self.minor}"
-
     def execute(self) -> None:
         os.mknod(self.path, _S_IFCHR | 0o666, os.makedev(self.major, self.minor))
         os.chmod(self.path, 0o666)  # past the umask
@@ -168,9 +159,6 @@ class Symlink(_Op):
 
     def __init__(self, target: str, path: str) -> None:
         self.target, self.path = target, path
-
-    def describe(self) -> str:
-        return f"ln -s {self.target} {self.path}"
 
     def execute(self) -> None:
         os.symlink(self.target, self.path)
@@ -184,9 +172,6 @@ class Mask(_Op):
     def __init__(self, path: str, dev_null: str) -> None:
         self.path, self.dev_null = path, dev_null
 
-    def describe(self) -> str:
-        return f"mask {self.path}"
-
     def execute(self) -> None:
         if os.path.isdir(self.path):
             sc.mount("tmpfs", self.path, "tmpfs", sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "size=0")
@@ -199,9 +184,6 @@ class ReadOnly(_Op):
 
     def __init__(self, path: str) -> None:
         self.path = path
-
-    def describe(self) -> str:
-        return f"read-only {self.path}"
 
     def execute(self) -> None:
         if os.path.exists(self.path):
