@@ -1,0 +1,51 @@
+"""The cgroup v2 lane's pure parts: kernel module order, reading pytest's JUnit XML."""
+
+import pytest
+
+from tests.vm.guest import GuestError, modules_in_order
+from tests.vm.lane import parse_junit
+
+MODULES_DEP = """\
+kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz kernel/lib/crc16.ko.xz
+kernel/fs/jbd2/jbd2.ko.xz:
+kernel/fs/mbcache.ko.xz:
+kernel/lib/crc16.ko.xz:
+kernel/net/9p/9pnet_virtio.ko.xz: kernel/net/9p/9pnet.ko.xz
+kernel/net/9p/9pnet.ko.xz:
+kernel/fs/9p/9p.ko.xz: kernel/fs/netfs/netfs.ko.xz kernel/net/9p/9pnet.ko.xz
+kernel/fs/netfs/netfs.ko.xz:
+"""
+BUILTIN = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_pci.ko\n"
+
+
+def test_modules_come_after_their_dependencies_and_builtins_are_skipped() -> None:
+    order = modules_in_order(MODULES_DEP, BUILTIN, ["virtio_pci", "ext4", "9pnet_virtio", "9p"])
+    names = [name for name, _ in order]
+    assert names == ["jbd2", "mbcache", "crc16", "ext4", "9pnet", "9pnet_virtio", "netfs", "9p"]
+    assert dict(order)["ext4"] == "kernel/fs/ext4/ext4.ko.xz"
+
+
+def test_a_missing_module_is_an_error() -> None:
+    with pytest.raises(GuestError, match="nope"):
+        modules_in_order(MODULES_DEP, BUILTIN, ["nope"])
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.integration.test_oom" name="test_eater" time="1.0"/>
+<testcase classname="tests.integration.test_exit" name="test_code[3]" time="0.1">
+  <failure message="assert 125 == 3">long traceback</failure></testcase>
+<testcase classname="tests.sandbox.test_sandbox" name="test_limits" time="0.1">
+  <skipped type="pytest.skip" message="not here">skip</skipped></testcase>
+<testcase classname="tests.integration.test_run" name="test_leak" time="0.1">
+  <failure message="boom">x</failure></testcase>
+<testcase classname="tests.integration.test_run" name="test_leak" time="0.1"/>
+</testsuite></testsuites>"""
+
+
+def test_parse_junit() -> None:
+    outcomes = parse_junit(JUNIT)
+    assert outcomes["tests/integration/test_oom.py::test_eater"].status == "passed"
+    failed = outcomes["tests/integration/test_exit.py::test_code[3]"]
+    assert (failed.status, failed.message) == ("failed", "assert 125 == 3\nlong traceback")
+    assert outcomes["tests/sandbox/test_sandbox.py::test_limits"].status == "skipped"
+    assert outcomes["tests/integration/test_run.py::test_leak"].status == "failed"  # a failure wins

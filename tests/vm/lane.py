@@ -1,0 +1,141 @@
+"""The cgroup v2 lane: the integration and sandbox tests again, in a real Debian guest.
+
+For every test of tests/integration and tests/sandbox the session collects, this
+adds a twin marked `vm` (`tests/integration/test_oom.py::test_x[v2]`). The first
+twin that runs boots the guest (tests/vm/guest.py) once and runs all selected
+originals there with pytest, against the guest's own systemd; each twin then
+reports its original's outcome, with the guest's failure text. So `pytest -m vm`
+reads like any other run, test by test.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from tests.vm import guest
+
+GUEST_DIRS = ("tests/integration/", "tests/sandbox/")
+LANE_TIMEOUT = guest.BUILD_TIMEOUT + guest.BOOT_TIMEOUT
+_RESULTS = pytest.StashKey["dict[str, Outcome] | guest.GuestError"]()
+_FIRST = pytest.StashKey[str]()  # the twin that reported a failed boot in full
+
+
+class Outcome:
+    def __init__(self, status: str, message: str = "") -> None:
+        self.status, self.message = status, message  # status: passed, failed or skipped
+
+
+class GuestFailure(Exception):
+    pass
+
+
+class GuestItem(pytest.Item):
+    """Stands for one test run in the guest."""
+
+    def __init__(self, *, original: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.original = original
+        self.add_marker(pytest.mark.vm)
+        self.add_marker(pytest.mark.timeout(LANE_TIMEOUT))
+
+    def runtest(self) -> None:
+        results = _results(self.config, self.session.items)
+        if isinstance(results, guest.GuestError):
+            first = self.config.stash.setdefault(_FIRST, self.nodeid)
+            raise GuestFailure(str(results) if first == self.nodeid else f"the guest failed: see {first}")
+        outcome = results.get(self.original)
+        if outcome is None:
+            raise GuestFailure(f"{self.original} did not run in the guest")
+        if outcome.status == "skipped":
+            pytest.skip(outcome.message)
+        if outcome.status == "failed":
+            raise GuestFailure(outcome.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: object = None) -> str:
+        if isinstance(excinfo.value, GuestFailure):
+            return f"in the cgroup v2 guest:\n{excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, None, str]:
+        return self.path, None, f"{self.original} in the cgroup v2 guest"
+
+
+def add_twins(items: list[pytest.Item]) -> None:
+    """Append a guest twin for every test that belongs in the lane."""
+    twins = [
+        GuestItem.from_parent(item.parent, name=f"{item.name}[v2]", original=item.nodeid)
+        for item in items
+        if item.nodeid.startswith(GUEST_DIRS) and item.parent is not None
+    ]
+    for twin in twins:
+        twin.config.hook.pytest_itemcollected(item=twin)  # counted as collected, like the rest
+    items.extend(twins)
+
+
+def _results(config: pytest.Config, items: Iterable[pytest.Item]) -> dict[str, Outcome] | guest.GuestError:
+    if _RESULTS not in config.stash:
+        originals = [item.original for item in items if isinstance(item, GuestItem)]
+        try:
+            config.stash[_RESULTS] = _run_in_guest(config, originals)
+        except guest.GuestError as e:
+            config.stash[_RESULTS] = e
+    return config.stash[_RESULTS]
+
+
+def _run_in_guest(config: pytest.Config, nodeids: list[str]) -> dict[str, Outcome]:
+    # The sandbox's tests need a cgroup delegated to them; the integration
+    # tests run against the guest's systemd itself.
+    command = " ".join(
+        [
+            "systemd-run --quiet --scope -p Delegate=yes -- /usr/bin/python3 -m pytest -p no:cacheprovider",
+            "-q -rfE -m 'not vm' --junitxml=/run/share/results.xml",
+            *(shlex.quote(n) for n in nodeids),
+        ]
+    )
+    _say(config, f"cgroup v2 guest: booting to run {len(nodeids)} tests (image in {guest.CACHE})")
+    with tempfile.TemporaryDirectory(prefix="pyctr-vm-") as tmp:
+        share = Path(tmp)
+        result = guest.run(command, share)
+        report = share / "results.xml"
+        if not report.exists():
+            raise guest.GuestError(
+                f"pytest in the guest left no report (status {result.status}):\n{result.output}"
+            )
+        outcomes = parse_junit(report.read_text())
+    summary = result.output.strip().splitlines()[-1:] or ["(no output)"]
+    _say(config, f"cgroup v2 guest: {summary[0].strip('= ')} ({result.seconds:.0f} s with boot)")
+    return outcomes
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal now, past the output capture of the running test."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{line}")
+
+
+def parse_junit(xml: str) -> dict[str, Outcome]:
+    """Outcomes by node id from pytest's JUnit XML (module-level test functions).
+
+    A test can appear twice (an error in teardown after its call); a failure wins.
+    """
+    outcomes: dict[str, Outcome] = {}
+    for case in ElementTree.fromstring(xml).iter("testcase"):
+        nodeid = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+        outcome = Outcome("passed")
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = Outcome("failed", f"{child.get('message', '')}\n{child.text or ''}".strip())
+            elif child.tag == "skipped":
+                outcome = Outcome("skipped", child.get("message", ""))
+        if nodeid not in outcomes or outcomes[nodeid].status != "failed":
+            outcomes[nodeid] = outcome
+    return outcomes
