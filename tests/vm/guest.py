@@ -257,37 +257,43 @@ def run(command: str, share: Path, timeout: float = BOOT_TIMEOUT) -> Result:
     (share / "cmd.sh").write_text(command + "\n")
     console = share / "console.log"
     started = time.monotonic()
-    qemu = subprocess.run(
-        [
-            *QEMU,
-            "-serial",
-            f"file:{console}",
-            "-kernel",
-            str(img / "vmlinuz"),
-            "-initrd",
-            str(img / "initrd.img"),
-            "-append",
-            f"{KERNEL_ARGS} pyctr.checkout={CHECKOUT}",
-            "-drive",
-            f"file={img / 'root.ext4'},format=raw,if=virtio,snapshot=on",
-            "-virtfs",
-            f"local,path={CHECKOUT},mount_tag=checkout,security_model=passthrough,id=checkout",
-            "-virtfs",
-            f"local,path={share},mount_tag=share,security_model=passthrough,id=share",
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    try:
+        qemu = subprocess.run(
+            [
+                *QEMU,
+                "-serial",
+                f"file:{console}",
+                "-kernel",
+                str(img / "vmlinuz"),
+                "-initrd",
+                str(img / "initrd.img"),
+                "-append",
+                f"{KERNEL_ARGS} pyctr.checkout={CHECKOUT}",
+                "-drive",
+                f"file={img / 'root.ext4'},format=raw,if=virtio,snapshot=on",
+                "-virtfs",
+                f"local,path={CHECKOUT},mount_tag=checkout,security_model=passthrough,id=checkout",
+                "-virtfs",
+                f"local,path={share},mount_tag=share,security_model=passthrough,id=share",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        ended = f"qemu exit {qemu.returncode}"
+        qemu_errors = qemu.stderr
+    except subprocess.TimeoutExpired as e:  # run() has killed it
+        ended = f"qemu stopped after {timeout:.0f} s"
+        qemu_errors = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
     seconds = time.monotonic() - started
     status = share / "status"
     if not status.exists():
         state = (share / "state").read_text() if (share / "state").exists() else "(never reached)"
         tail = "\n".join(console.read_text(errors="replace").splitlines()[-40:]) if console.exists() else ""
         raise GuestError(
-            f"the guest did not run the command (qemu exit {qemu.returncode}, {seconds:.0f} s)\n"
-            f"{qemu.stderr}system state: {state}\nlast lines of the guest's console:\n{tail}"
+            f"the guest did not run the command ({ended}, {seconds:.0f} s)\n"
+            f"{qemu_errors}system state: {state}\nlast lines of the guest's console:\n{tail}"
         )
     output = (share / "output").read_text(errors="replace")
     return Result(int(status.read_text()), output, seconds)
@@ -300,7 +306,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as share:
         try:
             result = run(argv[0], Path(share))
-        except (GuestError, subprocess.TimeoutExpired) as e:
+        except GuestError as e:
             print(f"vm: {e}", file=sys.stderr)
             return 125
     print(result.output, end="")
