@@ -4,8 +4,9 @@ The order matters for leaving nothing behind: the bus is reached before any
 process exists; the child is forked and prepares the container's root while
 systemd creates the scope with the child in it; only once the child is in the
 unit, under its limits, may it exec the payload. pyctr stays as the child's
-parent to forward signals and collect the exit status, outside the scope, so its
-own memory never counts against the container's limit.
+parent to forward signals (from the moment it exists) and collect the exit
+status, outside the scope, so its own memory never counts against the
+container's limit.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ import select
 
 from pyctr_systemd import cgroups, launcher, names, rootfs
 from pyctr_systemd.errors import ContainerExists, NotRoot, PyctrError, SystemdError
-from pyctr_systemd.limits import Limits, Property, format_size, unit_properties
+from pyctr_systemd.limits import Limits, Property, format_size, unenforced, unit_properties
 from pyctr_systemd.oom import OomWatch
 from pyctr_systemd.systemd import Systemd
 
 STOP_TIMEOUT_USEC = 10_000_000  # docker's default grace before SIGKILL
-_FORWARDED = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1, _signal.SIGUSR2)
-_TERMINAL = (_signal.SIGINT, _signal.SIGQUIT)
+FORWARDED = (
+    _signal.SIGTERM,
+    _signal.SIGHUP,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+)
 
 
 class OutOfMemory(PyctrError):
@@ -56,10 +63,24 @@ def run(config: RunConfig) -> int:
     if os.geteuid() != 0:
         raise NotRoot("pyctr must be run as root")
     bus = Systemd()
-    config.launch.rootfs = config.launch.rootfs or rootfs.default()
+    if not config.launch.rootfs:
+        config.launch.rootfs, config.launch.ephemeral = rootfs.default(), True
     unit = names.scope_unit(config.name)
     unified = cgroups.is_unified()
+    for warning in unenforced(config.limits, unified):
+        os.write(2, f"pyctr: warning: {warning}\n".encode())
     child = launcher.spawn(config.launch)
+    pidfd = os.pidfd_open(child.pid)
+    previous = _forward_signals(pidfd)
+    try:
+        return _run(config, bus, unit, unified, child, pidfd)
+    finally:
+        for sig, handler in previous.items():
+            _signal.signal(sig, handler)
+        os.close(pidfd)
+
+
+def _run(config: RunConfig, bus: Systemd, unit: str, unified: bool, child: launcher.Child, pidfd: int) -> int:
     try:
         bus.start_scope(unit, scope_properties(config, child.pid, unified))
         if not _in_unit(child.pid, unit):
@@ -74,7 +95,7 @@ def run(config: RunConfig) -> int:
         raise
     try:
         child.go()
-        status = _wait(child, watch)
+        status = _wait(child, pidfd, watch)
     finally:
         watch.close()
         bus.stop(unit)
@@ -101,36 +122,33 @@ def _stop_quietly(bus: Systemd, unit: str) -> None:
         pass  # the error that brought us here is the one to report
 
 
-def _shares_terminal() -> bool:
-    """True if we and the payload get the terminal's SIGINT/SIGQUIT anyway."""
-    try:
-        return os.tcgetpgrp(0) == os.getpgrp()
-    except OSError:
-        return False
+def _forward_signals(pidfd: int) -> dict[int, object]:
+    """Pass these signals on to the container from now on; return the old handlers.
+
+    Through the pidfd: once the child is reaped, its pid may name another process.
+    The payload runs in a session of its own, so terminal signals reach only us.
+    """
+
+    def forward(sig: int, _: object) -> None:
+        try:
+            _signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            pass  # already gone
+
+    return {sig: _signal.signal(sig, forward) for sig in FORWARDED}
 
 
-def _wait(child: launcher.Child, watch: OomWatch) -> int:
-    """Wait for the child's exit, forwarding signals and watching for OOM."""
-    terminal = _shares_terminal()
-    forwarded = _FORWARDED if terminal else _FORWARDED + _TERMINAL
-    previous = {s: _signal.signal(s, lambda n, _: os.kill(child.pid, n)) for s in forwarded}
-    if terminal:
-        previous.update({s: _signal.signal(s, _signal.SIG_IGN) for s in _TERMINAL})
-    pidfd = os.pidfd_open(child.pid)
+def _wait(child: launcher.Child, pidfd: int, watch: OomWatch) -> int:
+    """Wait for the child's exit, watching for OOM kills meanwhile."""
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     if watch.fd >= 0:
         poller.register(watch.fd, watch.events)
-    try:
-        while True:
-            for fd, _ in poller.poll():
-                if fd == watch.fd and not watch.check():
-                    poller.unregister(fd)
-            pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid:
-                watch.check()
-                return status
-    finally:
-        os.close(pidfd)
-        for s, handler in previous.items():
-            _signal.signal(s, handler)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == watch.fd and not watch.check():
+                poller.unregister(fd)
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        if pid:
+            watch.check()
+            return status

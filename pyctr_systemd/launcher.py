@@ -77,7 +77,7 @@ _S_IFCHR = 0o020000
 class LaunchSpec:
     """What the container's process is: root, command, environment, identity."""
 
-    __slots__ = ("rootfs", "argv", "env", "cwd", "hostname", "pivot")
+    __slots__ = ("rootfs", "argv", "env", "cwd", "hostname", "pivot", "ephemeral")
 
     def __init__(
         self,
@@ -88,10 +88,14 @@ class LaunchSpec:
         cwd: str = "/",
         hostname: str = "",
         pivot: bool = True,
+        ephemeral: bool = False,
     ) -> None:
         self.rootfs = rootfs  # "" until the default rootfs is resolved
         self.argv, self.env = argv, env  # env: "KEY=VALUE" strings
         self.cwd, self.hostname, self.pivot = cwd, hostname, pivot
+        # Writes go to a layer of their own, dropped at exit: the shared default
+        # rootfs must stay as it was built.
+        self.ephemeral = ephemeral
 
 
 # --- the plan: small operations, compared and printed as data --------------------
@@ -198,9 +202,19 @@ def plan(spec: LaunchSpec) -> list[Op]:
     """The mounts and files that turn spec.rootfs into the container's root."""
     r = spec.rootfs
     dev = f"{r}/dev"
-    ops: list[Op] = [
-        Mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE),
-        Mount(r, r, None, sc.MS_BIND | sc.MS_REC),  # pivot_root needs a mount point
+    ops: list[Op] = [Mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)]
+    if spec.ephemeral:
+        # An overlay over the rootfs, its upper layer on a tmpfs that sits on the
+        # rootfs's own /dev (any directory of it would do: the overlay hides it).
+        ops += [
+            Mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=0755"),
+            MakeDir(f"{dev}/upper"),
+            MakeDir(f"{dev}/work"),
+            Mount("overlay", r, "overlay", 0, f"lowerdir={r},upperdir={dev}/upper,workdir={dev}/work"),
+        ]
+    else:
+        ops.append(Mount(r, r, None, sc.MS_BIND | sc.MS_REC))  # pivot_root needs a mount point
+    ops += [
         MakeDir(f"{r}/proc"),
         Mount("proc", f"{r}/proc", "proc", _NOSUID_NODEV_NOEXEC),
         MakeDir(f"{r}/sys"),
@@ -275,13 +289,15 @@ def start(keep_fd: int) -> None:
 
 
 def exec_payload(spec: LaunchSpec) -> None:
-    """execvpe(3): search the payload's PATH, inside the new root.
+    """Exec the payload, searching PATH as runc does: the container's PATH, inside its root.
 
     Not os.execvpe: it imports `warnings` on first use, and after pivot_root
     the host's Python library is out of reach.
     """
     env = dict(e.split("=", 1) for e in spec.env)
     name, argv = spec.argv[0], list(spec.argv)
+    if not name:
+        raise FileNotFoundError(2, "No such file or directory", name)
     if "/" in name:
         os.execve(name, argv, env)
     denied: OSError | None = None
@@ -306,7 +322,10 @@ class Child:
         self._error: LaunchError | None = None
 
     def go(self) -> None:
-        os.write(self._go_fd, b"g")
+        try:
+            os.write(self._go_fd, b"g")
+        except BrokenPipeError:
+            pass  # it failed while preparing; error() will say why
         os.close(self._go_fd)
 
     def abort(self) -> LaunchError | None:
@@ -334,13 +353,19 @@ def spawn(spec: LaunchSpec) -> Child:
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         sc.unshare(sc.CLONE_NEWPID)  # only our next child enters it
-        pid = os.fork()
-        if pid == 0:
-            os.close(go_w)
-            os.close(err_r)
-            _child(spec, go_r, err_w)
-        # Later children of ours (if any) belong in our own pid namespace again.
-        sc.setns(own_pidns, sc.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.close(go_w)
+                os.close(err_r)
+                _child(spec, go_r, err_w)
+        finally:
+            # Later children of ours (if any) belong in our own pid namespace again.
+            sc.setns(own_pidns, sc.CLONE_NEWPID)
+    except BaseException:
+        os.close(go_w)
+        os.close(err_r)
+        raise
     finally:
         os.close(own_pidns)
         os.close(go_r)
@@ -352,6 +377,9 @@ def _child(spec: LaunchSpec, go_r: int, err_w: int) -> None:
     """Never returns: ends in exec, or in _exit with the reason on err_w."""
     code, message = 125, "container setup failed"
     try:
+        # A session of its own: no controlling terminal to push input into
+        # (TIOCSTI), no process group shared with pyctr's caller (kill(0, ...)).
+        os.setsid()
         prepare(spec)
         if os.read(go_r, 1) != b"g":
             os._exit(125)  # pyctr gave up; it knows why
@@ -365,6 +393,8 @@ def _child(spec: LaunchSpec, go_r: int, err_w: int) -> None:
         message = f"container setup failed: {e.strerror}"
         if e.filename and str(e.filename) not in message:
             message += f" ({e.filename})"
+    except KeyboardInterrupt:
+        message = "container setup interrupted"
     except BaseException as e:  # anything else must still end in _exit, never return
         message = f"container setup failed: {e!r}"
     finally:

@@ -20,6 +20,7 @@ CPU_SHARES_MIN, CPU_SHARES_MAX, CPU_SHARES_DEFAULT = 2, 262144, 1024
 CPU_WEIGHT_MIN, CPU_WEIGHT_MAX, CPU_WEIGHT_DEFAULT = 1, 10000, 100
 # The kernel's smallest CFS quota is 1 ms per 100 ms period, systemd's default.
 CPUS_MIN = 0.01
+CPUS_MAX = 1_000_000.0  # far above any machine, well inside CPUQuotaPerSecUSec's uint64
 
 
 def parse_size(text: str, option: str, unlimited_ok: bool = False) -> int:
@@ -70,8 +71,8 @@ class Limits:
             raise InvalidArgument("--cpu-shares and --cpu-weight are two ways to say the same; give one")
         if memory == 0:
             raise InvalidArgument("invalid value for --memory: 0 (must be more than 0)")
-        if cpus is not None and not cpus >= CPUS_MIN:
-            raise InvalidArgument(f"invalid value for --cpus: {cpus} (must be at least {CPUS_MIN})")
+        if cpus is not None and not CPUS_MIN <= cpus <= CPUS_MAX:
+            raise InvalidArgument(f"invalid value for --cpus: {cpus} (must be {CPUS_MIN} to {CPUS_MAX})")
         self.memory, self.memory_swap, self.cpus, self.pids = memory, memory_swap, cpus, pids
         self.cpu_shares, self.cpu_weight = cpu_shares, cpu_weight
 
@@ -100,7 +101,7 @@ def unit_properties(limits: Limits, unified: bool) -> list[Property]:
     props: list[Property] = []
     if limits.memory is not None:
         props.append(("MemoryMax", "t", limits.memory))
-    if limits.memory_swap is not None:
+    if limits.memory_swap is not None and unified:  # see unenforced()
         props.append(("MemorySwapMax", "t", limits.memory_swap))
     shares, weight = limits.cpu_shares, limits.cpu_weight
     if unified and shares is not None:
@@ -116,3 +117,14 @@ def unit_properties(limits: Limits, unified: bool) -> list[Property]:
     if limits.pids is not None:
         props.append(("TasksMax", "t", limits.pids))
     return props
+
+
+def unenforced(limits: Limits, unified: bool) -> list[str]:
+    """Warnings for limits this system cannot enforce through systemd.
+
+    systemd applies MemorySwapMax only on the unified hierarchy; on v1 it would
+    show the property and set nothing, so pyctr does not set it there and says so.
+    """
+    if limits.memory_swap is not None and not unified:
+        return ["--memory-swap is not enforced: systemd limits swap only on cgroup v2 (this system runs v1)"]
+    return []

@@ -48,16 +48,19 @@ class OomWatch:
         counter = os.path.join(directory, "memory.events" if v2 else "memory.oom_control")
         try:
             self._counter = os.open(counter, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return  # the memory controller is not enabled for this cgroup
-        if v2:
-            self.fd, self.events = self._counter, select.POLLPRI
-        else:
-            # (mypy 1.0's typeshed lacks os.eventfd, new in Python 3.10)
-            self._eventfd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # type: ignore[attr-defined]
-            with open(os.path.join(directory, "cgroup.event_control"), "w") as f:
-                f.write(f"{self._eventfd} {self._counter}")
-            self.fd, self.events = self._eventfd, select.POLLIN
+            if v2:
+                self.fd, self.events = self._counter, select.POLLPRI
+            else:
+                # (mypy 1.0's typeshed lacks os.eventfd, new in Python 3.10)
+                self._eventfd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # type: ignore[attr-defined]
+                with open(os.path.join(directory, "cgroup.event_control"), "w") as f:
+                    f.write(f"{self._eventfd} {self._counter}")
+                self.fd, self.events = self._eventfd, select.POLLIN
+        except OSError:
+            # Not watchable (no memory controller enabled here): the container
+            # still runs; only an OOM kill would go unnamed.
+            self.close()
+            return
         self.check()
 
     def check(self) -> bool:

@@ -80,16 +80,19 @@ def _build(path: str, busybox: str) -> None:
     import subprocess
     import tempfile
 
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    listing = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout
-    tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(path))
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        listing = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout
+        tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(path))
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RootfsError(f"cannot build the default rootfs in {path}: {e}") from None
     try:
         os.chmod(tmp, 0o755)
         apply(busybox_plan(listing.splitlines()), tmp, busybox)
         os.rename(tmp, path)  # atomic; a concurrent first run may have won
-    except OSError:
+    except OSError as e:
         if not os.path.isdir(path):
-            raise
+            raise RootfsError(f"cannot build the default rootfs in {path}: {e}") from None
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)

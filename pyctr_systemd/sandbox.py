@@ -198,10 +198,12 @@ class Sandbox:
                 for pid in [self.pid, *_children(self.unshare.pid)]:
                     _kill(pid, signal.SIGKILL)
                 self.unshare.wait()
-        self.cgroups.remove()
-        if self.tmpdir:
-            os.rmdir(self.tmpdir)
-        self.unshare, self.pid, self.tmpdir = None, 0, ""
+        try:
+            self.cgroups.remove()
+        finally:
+            if self.tmpdir:
+                os.rmdir(self.tmpdir)
+            self.unshare, self.pid, self.tmpdir = None, 0, ""
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -357,7 +359,12 @@ def _pid1(tmpdir: str, checkout: str, cgroup_dirs: list[str]) -> None:
     )
     syscalls.mount("/dev", f"{root}/dev", None, syscalls.MS_BIND | syscalls.MS_REC)
     syscalls.mount(
-        "sysfs", f"{root}/sys", "sysfs", syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
+        "sysfs",
+        f"{root}/sys",
+        "sysfs",
+        # Read-only, as in any container: the sandbox's systemd then starts no
+        # udev to act on the host's devices. (The cgroup mounts on it stay writable.)
+        syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC | syscalls.MS_RDONLY,
     )
     _mount_cgroups(f"{root}{cgroups.CGROUP_ROOT}")
     for d in ("run", "tmp"):

@@ -45,8 +45,6 @@ def _variant(signature: str, value: object) -> object:
         return dbus.UInt64(value)
     if signature == "s":
         return dbus.String(value)
-    if signature == "b":
-        return dbus.Boolean(value)
     if signature == "au":
         return dbus.Array([dbus.UInt32(v) for v in value], signature="u")  # type: ignore[attr-defined]
     raise ValueError(f"no D-Bus conversion for signature {signature!r}")
@@ -98,7 +96,10 @@ class Systemd:
             if state in _ACTIVE:
                 raise ContainerExists(f"container name is already in use: {unit} is {state}") from None
             self.reset_failed(unit)
-            job = self._start_transient(unit, props)
+            try:
+                job = self._start_transient(unit, props)
+            except BusError as again:  # someone else took the name meanwhile
+                raise ContainerExists(f"container name is already in use: {unit} exists ({again})") from None
         self._wait_job(job, unit)
 
     def _start_transient(self, unit: str, props: list[tuple[str, object]]) -> str:
@@ -108,11 +109,12 @@ class Systemd:
     def _wait_job(self, job: str, unit: str, timeout: float = JOB_TIMEOUT) -> None:
         # A Get on a running job is answered only once systemd is done with it
         # (it blocks in the cgroup migration), so a short fixed pause suffices.
-        deadline = time.monotonic() + timeout
+        deadline, pause = time.monotonic() + timeout, POLL_INTERVAL
         while self._exists(job, JOB, "State"):
             if time.monotonic() > deadline:
                 raise SystemdError(f"timed out waiting for systemd's job on {unit}")
-            time.sleep(POLL_INTERVAL)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)  # a job that waits, e.g. for a stop timeout
 
     def _exists(self, path: str, interface: str, prop: str) -> bool:
         try:

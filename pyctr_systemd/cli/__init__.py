@@ -31,6 +31,8 @@ def main() -> None:
         code = run.execute(values)
     except PyctrError as e:
         fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
     # Nothing is left to clean up; skipping interpreter teardown saves ~2 ms.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -77,6 +77,6 @@ def invoke(args: list[str]) -> int:
         fail(f"{e.format_message()} (see '{where}')", PyctrError.exit_code)
     except click.ClickException as e:
         fail(e.format_message(), PyctrError.exit_code)
-    except click.Abort:
-        fail("aborted", PyctrError.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        fail("interrupted", 130)
     return PyctrError.exit_code

@@ -111,7 +111,9 @@ def test_setup_failure_in_the_container(marked_rootfs: tuple[str, str]) -> None:
 def test_symlink_in_the_rootfs_is_not_followed(marked_rootfs: tuple[str, str], tmp_path: Path) -> None:
     root, _ = marked_rootfs
     outside = tmp_path / "outside"
+    outside.mkdir()
     os.rmdir(Path(root, "sys"))
     os.symlink(outside, Path(root, "sys"))
     one_line(pyctr("run", root, "--", "true"), "container setup failed: refusing to mount over a symlink")
-    assert not outside.exists()
+    assert list(outside.iterdir()) == []
+    assert Path(root, "sys").is_symlink()

@@ -187,3 +187,17 @@ def test_the_journal_tells_the_units_story() -> None:
         timeout=30,
     ).stdout
     assert "Started pyctr-journaled.scope - pyctr container journaled." in log
+
+
+def test_default_rootfs_is_never_written() -> None:
+    first = pyctr("run", "--", "sh", "-c", "echo changed > /etc/passwd; touch /etc/new; mkdir -p /srv/app")
+    assert first.returncode == 0, first.stderr
+    second = pyctr("run", "--", "sh", "-c", "head -1 /etc/passwd; ls /etc /srv 2>&1")
+    assert second.stdout.splitlines()[0] == "root:x:0:0:root:/root:/bin/sh"
+    assert "new" not in second.stdout.split() and "app" not in second.stdout.split()
+
+
+def test_payload_has_a_session_of_its_own() -> None:
+    # Fields 5-7 of /proc/PID/stat: process group, session, controlling tty.
+    result = pyctr("run", "--", "sh", "-c", "cut -d' ' -f5-7 /proc/1/stat")
+    assert result.stdout.split() == ["1", "1", "0"]

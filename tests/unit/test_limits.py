@@ -7,6 +7,7 @@ from pyctr_systemd.limits import (
     format_size,
     parse_size,
     shares_to_weight,
+    unenforced,
     unit_properties,
     weight_to_shares,
 )
@@ -74,13 +75,23 @@ def test_shares_weight_mapping_is_systemds() -> None:
 
 def test_properties_on_cgroup_v1() -> None:
     limits = Limits(memory=64 << 20, memory_swap=0, cpu_shares=512, cpus=0.5, pids=10)
+    # No MemorySwapMax: systemd would show it and apply nothing on v1.
     assert unit_properties(limits, unified=False) == [
         ("MemoryMax", "t", 64 << 20),
-        ("MemorySwapMax", "t", 0),
         ("CPUShares", "t", 512),
         ("CPUQuotaPerSecUSec", "t", 500_000),
         ("TasksMax", "t", 10),
     ]
+    assert unenforced(limits, unified=False) == [
+        "--memory-swap is not enforced: systemd limits swap only on cgroup v2 (this system runs v1)"
+    ]
+
+
+def test_swap_limit_on_cgroup_v2() -> None:
+    limits = Limits(memory_swap=0)
+    assert unit_properties(limits, unified=True) == [("MemorySwapMax", "t", 0)]
+    assert unenforced(limits, unified=True) == []
+    assert unenforced(Limits(memory=1 << 20), unified=False) == []
 
 
 def test_properties_on_cgroup_v2_convert_shares_to_weight() -> None:
@@ -110,7 +121,10 @@ def test_cpus_rounds_to_microseconds() -> None:
         ({"memory": 0}, "--memory"),
         ({"cpus": 0.0}, "--cpus"),
         ({"cpus": -1.0}, "--cpus"),
-        ({"cpus": 0.001}, "at least 0.01"),
+        ({"cpus": 0.001}, "must be 0.01 to"),
+        ({"cpus": float("inf")}, "--cpus: inf"),
+        ({"cpus": float("nan")}, "--cpus: nan"),
+        ({"cpus": 1e14}, "--cpus"),
         ({"cpu_shares": 512, "cpu_weight": 50}, "give one"),
     ],
 )

@@ -1,0 +1,22 @@
+"""The start path of `pyctr run` imports only cheap modules (see pyctr_systemd/cli/run.py)."""
+
+import subprocess
+import sys
+
+from tests.cli import CHECKOUT
+
+# Each costs milliseconds on every container start; none is needed there.
+EXPENSIVE = ["click", "dbus", "re", "typing", "dataclasses", "inspect", "enum", "signal", "socket",
+             "subprocess", "logging", "json", "jinja2", "pystemd", "warnings"]  # fmt: skip
+
+
+def test_start_path_imports_nothing_expensive() -> None:
+    # -I -S: no site, no user packages: only what pyctr itself pulls in.
+    code = (
+        f"import sys; sys.path[:0] = [{str(CHECKOUT)!r}, '/usr/lib/python3/dist-packages']; "
+        "import pyctr_systemd.cli, pyctr_systemd.container; print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert sorted(set(loaded.stdout.split()) & set(EXPENSIVE)) == []
