@@ -60,8 +60,9 @@ def entry_script(workdir: str) -> str:
 
 def contenders(root: str, bundle: str, pyctr: str) -> dict[str, list[str]]:
     return {
-        "pyctr run (python3 -m)": [PYTHON, "-m", "pyctr_systemd", "run", root, "--", "/bin/true"],
-        "pyctr run (entry script)": [pyctr, "run", root, "--", "/bin/true"],
+        # The default rootfs, as a user gets it: with its throwaway write layer.
+        "pyctr run (python3 -m)": [PYTHON, "-m", "pyctr_systemd", "run", "--", "/bin/true"],
+        "pyctr run (entry script)": [pyctr, "run", "--", "/bin/true"],
         "runc --systemd-cgroup run": ["runc", "--systemd-cgroup", "run", "--bundle", bundle, "bench"],
         "runc run (cgroupfs)": ["runc", "run", "--bundle", bundle, "bench"],
         "systemd-run --scope": ["systemd-run", "--quiet", "--scope", "--slice=pyctr.slice", "/bin/true"],
