@@ -36,7 +36,7 @@ class CgroupMount:
 
     def controllers(self) -> frozenset[str]:
         if self.fstype == "cgroup2":
-            return frozenset(_read(os.path.join(self.mountpoint, "cgroup.controllers")).split())
+            return frozenset(read(os.path.join(self.mountpoint, "cgroup.controllers")).split())
         return frozenset(o for o in self.options if o not in _V1_FLAGS and "=" not in o)
 
     def path_of(self, cgroup: str) -> str:
@@ -51,7 +51,7 @@ class CgroupMount:
 _V1_FLAGS = frozenset({"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode"})
 
 
-def _read(path: str) -> str:
+def read(path: str) -> str:
     with open(path) as f:
         return f.read()
 
@@ -94,11 +94,11 @@ def parse_proc_cgroup(text: str) -> dict[str, str]:
 
 
 def mounts() -> list[CgroupMount]:
-    return parse_mountinfo(_read("/proc/self/mountinfo"))
+    return parse_mountinfo(read("/proc/self/mountinfo"))
 
 
 def of_pid(pid: int | str) -> dict[str, str]:
-    return parse_proc_cgroup(_read(f"/proc/{pid}/cgroup"))
+    return parse_proc_cgroup(read(f"/proc/{pid}/cgroup"))
 
 
 def is_unified() -> bool:
@@ -110,18 +110,19 @@ def is_unified() -> bool:
     return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
 
 
-def controller_dir(controller: str, pid: int | str) -> str | None:
-    """The cgroup directory holding `pid` for `controller`, or None if not mounted."""
-    paths = of_pid(pid)
+def controller_dir(controller: str, paths: dict[str, str]) -> str | None:
+    """The directory of a process's cgroup (`paths`, from of_pid) for `controller`.
+
+    None if the controller is not mounted.
+    """
     for m in mounts():
         if m.key in paths and controller in m.controllers():
             return m.path_of(paths[m.key])
     return None
 
 
-def unit_cgroup(pid: int | str) -> str | None:
-    """The systemd unit's cgroup path of `pid` (the one systemd tracks it by)."""
-    paths = of_pid(pid)
+def unit_cgroup(paths: dict[str, str]) -> str | None:
+    """The cgroup systemd tracks a process's unit by, from its `paths` (of_pid)."""
     # Legacy and hybrid track units on name=systemd; the kernel still prints a
     # "0::/" line there, so only fall back to it on a unified system.
     return paths.get("name=systemd") or paths.get("")

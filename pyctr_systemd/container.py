@@ -83,9 +83,10 @@ def run(config: RunConfig) -> int:
 def _run(config: RunConfig, bus: Systemd, unit: str, unified: bool, child: launcher.Child, pidfd: int) -> int:
     try:
         bus.start_scope(unit, scope_properties(config, child.pid, unified))
-        if not _in_unit(child.pid, unit):
+        paths = cgroups.of_pid(child.pid)
+        if not _in_unit(paths, unit):
             raise SystemdError(f"systemd did not move the container into {unit}")
-        watch = OomWatch(child.pid)
+        watch = OomWatch(paths)
     except BaseException as e:
         error = child.abort()  # a failed setup explains a failed start best
         if not isinstance(e, ContainerExists):  # that unit is not ours to stop
@@ -110,8 +111,8 @@ def _run(config: RunConfig, bus: Systemd, unit: str, unified: bool, child: launc
     return code
 
 
-def _in_unit(pid: int, unit: str) -> bool:
-    path = cgroups.unit_cgroup(pid)
+def _in_unit(paths: dict[str, str], unit: str) -> bool:
+    path = cgroups.unit_cgroup(paths)
     return path is not None and path.rsplit("/", 1)[-1] == unit
 
 

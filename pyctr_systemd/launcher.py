@@ -110,9 +110,6 @@ class _Op:
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
 
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}{self._fields()!r}"
 

@@ -36,12 +36,13 @@ def oom_seen(text: str) -> bool:
 class OomWatch:
     """Watches the memory cgroup of one process from the parent's poll loop."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, paths: dict[str, str]) -> None:
+        """Watch the memory cgroup of the process whose cgroups are `paths` (cgroups.of_pid)."""
         self.seen = False
         self.fd, self.events = -1, 0  # what poll watches, and for what
         self._counter = -1  # the counters file
         self._eventfd = -1
-        directory = cgroups.controller_dir("memory", pid)
+        directory = cgroups.controller_dir("memory", paths)
         if directory is None:
             return  # no memory controller: nothing to watch
         v2 = os.path.exists(os.path.join(directory, "memory.events"))

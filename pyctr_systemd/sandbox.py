@@ -292,8 +292,8 @@ def _delegate(base: str) -> None:
     """Enable for children the controllers `base` offers, moving its processes to a leaf."""
     missing = [
         c
-        for c in _read(f"{base}/cgroup.controllers").split()
-        if c not in _read(f"{base}/cgroup.subtree_control").split()
+        for c in cgroups.read(f"{base}/cgroup.controllers").split()
+        if c not in cgroups.read(f"{base}/cgroup.subtree_control").split()
     ]
     if not missing:
         return
@@ -301,7 +301,7 @@ def _delegate(base: str) -> None:
         if os.path.isdir("/run/systemd/system") and os.getxattr(base, "trusted.delegate") != b"1":
             raise OSError("not delegated")
         os.makedirs(f"{base}/{SUPERVISOR}", exist_ok=True)
-        for pid in _read(f"{base}/cgroup.procs").split():
+        for pid in cgroups.read(f"{base}/cgroup.procs").split():
             _write(f"{base}/{SUPERVISOR}/cgroup.procs", pid)
         _write(f"{base}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
     except OSError as e:
@@ -309,11 +309,6 @@ def _delegate(base: str) -> None:
             f"cannot hand cgroup controllers to the sandbox from {base} ({e}); where systemd is "
             "PID 1, run this under systemd-run --scope -p Delegate=yes"
         ) from None
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
 
 
 def _write(path: str, text: str) -> None:
