@@ -121,8 +121,28 @@ def controller_dir(controller: str, paths: dict[str, str]) -> str | None:
     return None
 
 
+def unified_dir(paths: dict[str, str]) -> str | None:
+    """The directory of a process's cgroup on the cgroup2 hierarchy, if one is mounted."""
+    for m in mounts():
+        if m.fstype == "cgroup2" and "" in paths:
+            return m.path_of(paths[""])
+    return None
+
+
 def unit_cgroup(paths: dict[str, str]) -> str | None:
     """The cgroup systemd tracks a process's unit by, from its `paths` (of_pid)."""
     # Legacy and hybrid track units on name=systemd; the kernel still prints a
     # "0::/" line there, so only fall back to it on a unified system.
     return paths.get("name=systemd") or paths.get("")
+
+
+def procs(control_group: str) -> list[int]:
+    """The processes of a unit's cgroup (systemd's ControlGroup property), from
+    the hierarchy systemd tracks units by."""
+    for m in mounts():
+        if m.key in ("name=systemd", "") and m.mountpoint.startswith(CGROUP_ROOT):
+            try:
+                return [int(p) for p in read(os.path.join(m.path_of(control_group), "cgroup.procs")).split()]
+            except (FileNotFoundError, ValueError):
+                continue
+    return []

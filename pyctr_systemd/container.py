@@ -20,8 +20,12 @@ from pyctr_systemd.errors import ContainerExists, NotRoot, PyctrError, SystemdEr
 from pyctr_systemd.limits import Limits, Property, format_size, unenforced, unit_properties
 from pyctr_systemd.oom import OomWatch
 from pyctr_systemd.systemd import Systemd
+from pyctr_systemd.unit import UnitName, scope_properties
 
-STOP_TIMEOUT_USEC = 10_000_000  # docker's default grace before SIGKILL
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 FORWARDED = (
     _signal.SIGTERM,
     _signal.SIGHUP,
@@ -43,19 +47,44 @@ class RunConfig:
         self.name, self.launch, self.limits = name, launch, limits
 
 
-def scope_properties(config: RunConfig, pid: int, unified: bool) -> list[Property]:
-    return [
-        ("Description", "s", f"pyctr container {config.name}"),
-        ("Slice", "s", names.SLICE),
-        ("PIDs", "au", [pid]),
-        # Collect the unit even when it failed (an OOM kill fails it on v2).
-        ("CollectMode", "s", "inactive-or-failed"),
-        # Only the pseudo devices the launcher creates (null, zero, full,
-        # random, urandom, tty, ptmx and pts); a mknod'ed disk stays unusable.
-        ("DevicePolicy", "s", "closed"),
-        ("TimeoutStopUSec", "t", STOP_TIMEOUT_USEC),
-        *unit_properties(config.limits, unified),
-    ]
+# Only the pseudo devices the launcher creates (null, zero, full, random,
+# urandom, tty, ptmx and pts); a mknod'ed disk stays unusable.
+DEVICE_POLICY: list[Property] = [("DevicePolicy", "s", "closed")]
+
+
+def create(
+    launch: launcher.LaunchSpec,
+    name: UnitName,
+    description: str,
+    properties: list[Property],
+    bus: Systemd,
+    before_go: Callable[[int], None] | None = None,
+) -> tuple[launcher.Child, dict[str, str]]:
+    """Make the container up to the exec of its payload, in its unit; return the
+    child and its cgroup paths. Whatever fails, nothing is left: no process, no unit.
+
+    The child prepares the rootfs while systemd creates the scope; `before_go`
+    (createRuntime hooks) runs once both are done.
+    """
+    child = launcher.spawn(launch)
+    try:
+        bus.start_scope(name.unit, scope_properties(description, name.slice, child.pid, properties))
+        paths = cgroups.of_pid(child.pid)
+        if not _in_unit(paths, name.unit):
+            raise SystemdError(f"systemd did not move the container into {name.unit}")
+        child.expect(b"p")
+        if before_go is not None:
+            before_go(child.pid)
+        child.send(b"g")
+        child.expect(b"c")
+    except BaseException as e:
+        error = child.abort()  # a failed setup explains a failed start best
+        if not isinstance(e, ContainerExists):  # that unit is not ours to stop
+            stop_quietly(bus, name.unit)
+        if error is not None:
+            raise error from None
+        raise
+    return child, paths
 
 
 def run(config: RunConfig) -> int:
@@ -65,50 +94,35 @@ def run(config: RunConfig) -> int:
     bus = Systemd()
     if not config.launch.rootfs:
         config.launch.rootfs, config.launch.ephemeral = rootfs.default(), True
-    unit = names.scope_unit(config.name)
     unified = cgroups.is_unified()
     for warning in unenforced(config.limits, unified):
         os.write(2, f"pyctr: warning: {warning}\n".encode())
-    child = launcher.spawn(config.launch)
-    pidfd = os.pidfd_open(child.pid)
-    previous = _forward_signals(pidfd)
-    try:
-        return _run(config, bus, unit, unified, child, pidfd)
-    finally:
-        for sig, handler in previous.items():
-            _signal.signal(sig, handler)
-        os.close(pidfd)
-
-
-def _run(config: RunConfig, bus: Systemd, unit: str, unified: bool, child: launcher.Child, pidfd: int) -> int:
-    try:
-        bus.start_scope(unit, scope_properties(config, child.pid, unified))
-        paths = cgroups.of_pid(child.pid)
-        if not _in_unit(paths, unit):
-            raise SystemdError(f"systemd did not move the container into {unit}")
+    name = UnitName(names.scope_unit(config.name), names.SLICE)
+    properties = DEVICE_POLICY + unit_properties(config.limits, unified)
+    with Forwarding() as forwarding:
+        child, paths = create(config.launch, name, f"pyctr container {config.name}", properties, bus)
+        forwarding.to(child.pid)
         watch = OomWatch(paths)
-    except BaseException as e:
-        error = child.abort()  # a failed setup explains a failed start best
-        if not isinstance(e, ContainerExists):  # that unit is not ours to stop
-            _stop_quietly(bus, unit)
-        if error is not None:
-            raise error from None
-        raise
-    try:
-        child.go()
-        status = _wait(child, pidfd, watch)
-    finally:
-        watch.close()
-        bus.stop(unit)
+        try:
+            child.send(b"s")
+            status = wait(child, forwarding.pidfd, watch)
+        finally:
+            watch.close()
+            bus.stop(name.unit)
     error = child.error()
     if error is not None:
         raise error
-    code = os.waitstatus_to_exitcode(status)
-    code = 128 - code if code < 0 else code
+    code = exit_code(status)
     if code == 128 + _signal.SIGKILL and watch.seen:
         limit = f" (MemoryMax={format_size(config.limits.memory)})" if config.limits.memory else ""
         raise OutOfMemory(f"container {config.name} killed: out of memory{limit}")
     return code
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: 128+N for a kill by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def _in_unit(paths: dict[str, str], unit: str) -> bool:
@@ -116,40 +130,82 @@ def _in_unit(paths: dict[str, str], unit: str) -> bool:
     return path is not None and path.rsplit("/", 1)[-1] == unit
 
 
-def _stop_quietly(bus: Systemd, unit: str) -> None:
+def spawn_into(launch: launcher.LaunchSpec, bus: Systemd, unit: str) -> launcher.Child:
+    """A process for a running container's unit (exec): moved into the unit
+    before it joins the container's cgroup namespace, created up to its exec."""
+    child = launcher.spawn(launch)
+    try:
+        bus.attach(unit, child.pid)
+        child.expect(b"p")
+        child.send(b"g")
+        child.expect(b"c")
+    except BaseException as e:
+        error = child.abort()
+        if error is not None:
+            raise error from None
+        raise e
+    return child
+
+
+def stop_quietly(bus: Systemd, unit: str) -> None:
     try:
         bus.stop(unit)
     except PyctrError:
         pass  # the error that brought us here is the one to report
 
 
-def _forward_signals(pidfd: int) -> dict[int, object]:
-    """Pass these signals on to the container from now on; return the old handlers.
-
-    Through the pidfd: once the child is reaped, its pid may name another process.
-    The payload runs in a session of its own, so terminal signals reach only us.
+class Forwarding:
+    """Pass FORWARDED signals on to the container from now on, through a pidfd
+    (once the child is reaped, its pid may name another process). Until the
+    child exists, they are held and sent on as soon as it does. The payload
+    runs in a session of its own, so terminal signals reach only pyctr.
     """
 
-    def forward(sig: int, _: object) -> None:
+    def __init__(self) -> None:
+        self.pidfd = -1
+        self._held: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> Forwarding:
+        self._previous = {sig: _signal.signal(sig, self._forward) for sig in FORWARDED}
+        return self
+
+    def to(self, pid: int) -> None:
+        self.pidfd = os.pidfd_open(pid)
+        for sig in self._held:
+            self._send(sig)
+
+    def _forward(self, sig: int, _: object) -> None:
+        if self.pidfd < 0:
+            self._held.append(sig)
+        else:
+            self._send(sig)
+
+    def _send(self, sig: int) -> None:
         try:
-            _signal.pidfd_send_signal(pidfd, sig)
+            _signal.pidfd_send_signal(self.pidfd, sig)
         except ProcessLookupError:
             pass  # already gone
 
-    return {sig: _signal.signal(sig, forward) for sig in FORWARDED}
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            _signal.signal(sig, handler)
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
 
 
-def _wait(child: launcher.Child, pidfd: int, watch: OomWatch) -> int:
+def wait(child: launcher.Child, pidfd: int, watch: OomWatch | None = None) -> int:
     """Wait for the child's exit, watching for OOM kills meanwhile."""
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
-    if watch.fd >= 0:
+    if watch is not None and watch.fd >= 0:
         poller.register(watch.fd, watch.events)
     while True:
         for fd, _ in poller.poll():
-            if fd == watch.fd and not watch.check():
+            if watch is not None and fd == watch.fd and not watch.check():
                 poller.unregister(fd)
         pid, status = os.waitpid(child.pid, os.WNOHANG)
         if pid:
-            watch.check()
+            if watch is not None:
+                watch.check()
             return status

@@ -13,6 +13,8 @@ import os
 import struct
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWTIME = 0x00000080
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -103,20 +105,48 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
-def clear_inheritable_capabilities() -> None:
-    """Empty the inheritable and ambient sets.
+PR_SET_KEEPCAPS = 8
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT_RAISE = 2
 
-    A root payload's permitted set after execve(2) is its bounding set plus the
-    inheritable set (capabilities(7)); only with both trimmed does dropping from
-    the bounding set take effect.
-    """
+
+def set_capabilities(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) of the three per-thread sets, each a 64-bit mask of capability numbers."""
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
-    for d in data:
-        d.inheritable = 0
+    for i in range(2):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def set_ambient_capabilities(caps: frozenset[int]) -> None:
     _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+    for cap in sorted(caps):
+        _check(
+            _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), f"raise ambient capability {cap}"
+        )
+
+
+def set_keep_capabilities(keep: bool) -> None:
+    """Keep the permitted set across setuid(2) from root to another user."""
+    _check(_libc.prctl(PR_SET_KEEPCAPS, int(keep), 0, 0, 0), "keep capabilities")
+
+
+def set_no_new_privileges() -> None:
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("soft", ctypes.c_ulong), ("hard", ctypes.c_ulong)]
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2); the resource module would do, but costs an import on the start path."""
+    limit = _Rlimit(soft, hard)
+    _check(_libc.setrlimit(resource, ctypes.byref(limit)), f"setrlimit {resource}")
 
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1

@@ -24,6 +24,7 @@ SYSTEMD = "org.freedesktop.systemd1"
 ROOT = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
+SCOPE = "org.freedesktop.systemd1.Scope"
 JOB = "org.freedesktop.systemd1.Job"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 25.0
@@ -40,13 +41,36 @@ class BusError(SystemdError):
         self.name = name
 
 
+_BASIC = {
+    "t": dbus.UInt64,
+    "x": dbus.Int64,
+    "u": dbus.UInt32,
+    "i": dbus.Int32,
+    "q": dbus.UInt16,
+    "n": dbus.Int16,
+    "y": dbus.Byte,
+    "b": dbus.Boolean,
+    "s": dbus.String,
+    "d": dbus.Double,
+}
+
+
 def _variant(signature: str, value: object) -> object:
-    if signature == "t":
-        return dbus.UInt64(value)
-    if signature == "s":
-        return dbus.String(value)
-    if signature == "au":
-        return dbus.Array([dbus.UInt32(v) for v in value], signature="u")  # type: ignore[attr-defined]
+    """A value typed exactly as `signature` says: systemd rejects, say, an int32 for a uint64."""
+    if signature in _BASIC:
+        return _BASIC[signature](value)
+    if signature == "ay":
+        return dbus.ByteArray(bytes(value))  # type: ignore[call-overload]
+    if signature.startswith("a(") and signature.endswith(")"):
+        inner = signature[2:-1]  # basic types only, one letter each
+        items: list[tuple[object, ...]] = list(value)  # type: ignore[call-overload]
+        structs = [
+            dbus.Struct([_variant(s, v) for s, v in zip(inner, item, strict=True)], signature=inner)
+            for item in items
+        ]
+        return dbus.Array(structs, signature=signature[1:])
+    if signature.startswith("a") and signature[1:] in _BASIC:
+        return dbus.Array([_variant(signature[1:], v) for v in value], signature=signature[1:])  # type: ignore[attr-defined]
     raise ValueError(f"no D-Bus conversion for signature {signature!r}")
 
 
@@ -77,6 +101,47 @@ class Systemd:
                 raise SystemdError(f"systemd is not available on the system bus: {text}")
             raise BusError(name, str(text))
         return reply.get_args_list()  # type: ignore[no-any-return]
+
+    def set_properties(self, unit: str, properties: list[Property]) -> None:
+        """Change a running unit's properties now (runtime: until it stops)."""
+        props = [(name, _variant(sig, value)) for name, sig, value in properties]
+        try:
+            self._call(ROOT, MANAGER, "SetUnitProperties", "sba(sv)", unit, True, props)
+        except BusError as e:
+            raise SystemdError(f"systemd refused to change {unit}: {e}") from None
+
+    def kill(self, unit: str, who: str, signal: int) -> None:
+        """Signal the unit's processes: who is "all" or "main"."""
+        try:
+            self._call(ROOT, MANAGER, "KillUnit", "ssi", unit, who, signal)
+        except BusError as e:
+            raise SystemdError(f"cannot signal {unit}: {e}") from None
+
+    def attach(self, unit: str, pid: int) -> None:
+        """Move a process into the unit's cgroup (exec joins a running container this way)."""
+        try:
+            self._call(ROOT, MANAGER, "AttachProcessesToUnit", "ssau", unit, "", [pid])
+        except BusError as e:
+            raise SystemdError(f"cannot move process {pid} into {unit}: {e}") from None
+
+    def freeze(self, unit: str, frozen: bool) -> None:
+        method = "FreezeUnit" if frozen else "ThawUnit"
+        try:
+            self._call(ROOT, MANAGER, method, "s", unit)
+        except BusError as e:
+            raise SystemdError(f"cannot {'freeze' if frozen else 'thaw'} {unit}: {e}") from None
+
+    def unit_property(self, unit: str, interface: str, prop: str) -> object | None:
+        """One property of a loaded unit, or None if it is not loaded."""
+        path = self.unit_path(unit)
+        if path is None:
+            return None
+        try:
+            return self._call(path, PROPERTIES, "Get", "ss", interface, prop)[0]
+        except BusError as e:
+            if e.name in _NOT_THERE:
+                return None
+            raise
 
     def start_scope(self, unit: str, properties: list[Property]) -> None:
         """Create the transient scope and return once its start job is done.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -12,15 +13,24 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def pyctr(
     *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyctr_systemd", *args],
-        cwd=CHECKOUT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input,
-        env=env,
-    )
+    """Run pyctr to its end. Its output goes to files, not pipes: a container made by
+    `create` or `run -d` keeps pyctr's stdout and stderr, as runc's does, and a
+    pipe would not end before the container does."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "pyctr_systemd", *args],
+            cwd=CHECKOUT,
+            stdout=out,
+            stderr=err,
+            timeout=timeout,
+            input=input.encode() if input is not None else None,
+            env=env,
+        )
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, out.read().decode(), err.read().decode()
+        )
 
 
 def start_pyctr(*args: str) -> subprocess.Popen[str]:

@@ -22,7 +22,8 @@ def fail(message: str, code: int) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
-    values = run.parse(args[1:]) if args[:1] == ["run"] else None
+    plain_run = args[:1] == ["run"] and not run.is_bundle_run(args[1:])
+    values = run.parse(args[1:]) if plain_run else None
     if values is None:
         from pyctr_systemd.cli.app import invoke
 

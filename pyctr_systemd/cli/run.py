@@ -115,15 +115,46 @@ def parse(args: list[str]) -> dict[str, Any] | None:
     return values
 
 
-def first_word(args: list[str]) -> str | None:
-    """The first argument that is neither an option nor an option's value."""
+# runc's `run` options that pyctr's own `run` does not have.
+_BUNDLE_RUN_OPTIONS = (
+    "-b",
+    "--bundle",
+    "--pid-file",
+    "--console-socket",
+    "-d",
+    "--detach",
+    "--no-new-keyring",
+)
+
+
+def is_bundle_run(args: list[str]) -> bool:
+    """Are these the arguments of runc's `run` (a bundle and an ID) rather than pyctr's?
+
+    Yes with any option only runc's `run` has, or, as in `runc run ID` inside a
+    bundle, with one argument that is not a directory while ./config.json exists.
+    """
+    at = _first_word_at(args)
+    if any(arg.partition("=")[0] in _BUNDLE_RUN_OPTIONS for arg in args[:at]):
+        return True
+    word = args[at] if at < len(args) else "--"
+    return word != "--" and at == len(args) - 1 and not os.path.isdir(word) and os.path.exists("config.json")
+
+
+def _first_word_at(args: list[str]) -> int:
+    """Where the first argument that is neither an option nor an option's value is (or len(args))."""
     i = 0
     while i < len(args):
         if args[i] in ("-", "--") or not args[i].startswith("-"):
-            return args[i]
+            return i
         option = _BY_NAME.get(args[i])
         i += 2 if option is not None and not option.flag else 1
-    return None
+    return len(args)
+
+
+def first_word(args: list[str]) -> str | None:
+    """The first argument that is neither an option nor an option's value."""
+    at = _first_word_at(args)
+    return args[at] if at < len(args) else None
 
 
 def split_args(command_only: bool, args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:

@@ -101,6 +101,7 @@ def test_minimal_dev() -> None:
     assert lines[:-3] == [
         "fd",
         "full",
+        "mqueue",
         "null",
         "ptmx",
         "pts",

@@ -42,8 +42,13 @@ PACKAGES = [
     "python3-jinja2",
     "busybox-static",
     "util-linux",
+    "procps",
     "python3-pytest",
     "python3-pytest-timeout",
+    # OCI clients and runtimes the tests compare with
+    "podman",
+    "crun",
+    "runc",
 ]
 # Loaded by our initramfs, dependencies first (modules.dep adds what is missing).
 # ext4 wants crc32c only as a soft dependency, which modules.dep does not list.

@@ -1,0 +1,94 @@
+"""pause and resume: the cgroup freezer.
+
+On cgroup v2 systemd freezes a unit itself (FreezeUnit/ThawUnit). On v1
+systemd manages no freezer hierarchy and refuses, so pyctr does what runc's
+v1 driver does: it puts the unit's processes into a freezer cgroup of their
+own, pyctr/UNIT, freezes that, and on resume thaws it, moves them back and
+removes it. The freezer state is not a resource limit: systemd never sets it
+on v1 and nothing of systemd's is overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyctr_systemd import cgroups
+from pyctr_systemd.errors import PyctrError
+from pyctr_systemd.systemd import SCOPE, Systemd
+
+V1_DIR = "pyctr"
+
+
+def frozen(pid: int) -> bool:
+    """Is the process's cgroup frozen (read from its own cgroup files)?"""
+    try:
+        paths = cgroups.of_pid(pid)
+    except FileNotFoundError:
+        return False
+    if cgroups.is_unified():
+        directory = cgroups.unified_dir(paths)
+        events = _read(os.path.join(directory, "cgroup.events")) if directory else ""
+        return "frozen 1" in events.splitlines()
+    directory = cgroups.controller_dir("freezer", paths)
+    return directory is not None and _read(os.path.join(directory, "freezer.state")).strip() == "FROZEN"
+
+
+def _read(path: str) -> str:
+    try:
+        return cgroups.read(path)
+    except OSError:
+        return ""
+
+
+def _v1_root() -> str:
+    for m in cgroups.mounts():
+        if m.fstype == "cgroup" and "freezer" in m.controllers():
+            return m.mountpoint
+    raise PyctrError("cannot pause: this system has no freezer cgroup")
+
+
+def freeze(bus: Systemd, unit: str, pid: int) -> None:
+    if cgroups.is_unified():
+        bus.freeze(unit, True)
+        return
+    root = _v1_root()
+    group = os.path.join(root, V1_DIR, unit)
+    os.makedirs(group, exist_ok=True)
+    control = bus.unit_property(unit, SCOPE, "ControlGroup")
+    for p in cgroups.procs(str(control)) if control else [pid]:
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(p))
+    _set_state(group, "FROZEN")
+
+
+def thaw(bus: Systemd, unit: str, pid: int) -> None:
+    if cgroups.is_unified():
+        bus.freeze(unit, False)
+        return
+    root = _v1_root()
+    group = os.path.join(root, V1_DIR, unit)
+    if not os.path.isdir(group):
+        return
+    _set_state(group, "THAWED")
+    for p in cgroups.read(os.path.join(group, "cgroup.procs")).split():
+        with open(os.path.join(root, "cgroup.procs"), "w") as f:
+            f.write(p)
+    os.rmdir(group)
+    try:
+        os.rmdir(os.path.dirname(group))
+    except OSError:
+        pass  # another container is paused
+
+
+def _set_state(group: str, wanted: str) -> None:
+    path = os.path.join(group, "freezer.state")
+    deadline = time.monotonic() + 10
+    while True:
+        with open(path, "w") as f:
+            f.write(wanted)
+        if cgroups.read(path).strip() == wanted:
+            return
+        if time.monotonic() > deadline:
+            raise PyctrError(f"the freezer did not reach {wanted} in 10s")
+        time.sleep(0.001)

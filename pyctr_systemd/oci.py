@@ -1,0 +1,505 @@
+"""The OCI runtime: runc's verbs on containers that are systemd scopes.
+
+create makes the container up to the exec of its payload (the launcher then
+waits on ROOT/ID/exec.fifo) and returns; start opens the fifo; the payload's
+process stays a child of whoever called create (podman's conmon is a
+subreaper), as runc's does. Limits, signals to all processes, freezing and
+live updates go through systemd; state lives under --root (pyctr_systemd.state).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+
+from pyctr_systemd import cgroups, container, freezer, hooks, log, names, resources, spec, unit
+from pyctr_systemd.errors import InvalidArgument, NotRoot, PyctrError, RootfsError, SystemdError
+from pyctr_systemd.launcher import Child, LaunchSpec
+from pyctr_systemd.state import (
+    InvalidState,
+    NoSuchContainer,
+    Record,
+    Store,
+    now,
+    oci_state,
+    process_start_time,
+)
+from pyctr_systemd.systemd import Systemd
+
+KILL_WAIT = 10.0  # seconds for a killed container's init to go
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRoot("pyctr must be run as root")
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "systemd_cgroup")
+
+    def __init__(
+        self,
+        bundle: str = ".",
+        pid_file: str = "",
+        console_socket: str = "",
+        no_pivot: bool = False,
+        systemd_cgroup: bool = False,
+    ) -> None:
+        self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
+        self.no_pivot, self.systemd_cgroup = no_pivot, systemd_cgroup
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """The pid, no newline (what conmon reads), written whole or not at all."""
+    tmp = f"{path}.pyctr-tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def create(
+    store: Store, container_id: str, opts: CreateOptions, own_console: str = ""
+) -> tuple[Child, Record]:
+    """Create the container; on any failure nothing is left (no process, unit or state).
+
+    own_console: a socket path of our own for a terminal (`run` in the foreground).
+    """
+    _require_root()
+    names.validate_id(container_id)
+    config = spec.load(opts.bundle)
+    if not os.path.isdir(config.root_path):
+        raise RootfsError(f"rootfs {config.root_path} does not exist or is not a directory")
+    console = opts.console_socket or own_console
+    if config.process.terminal and not console:
+        raise InvalidArgument(
+            "config.json asks for a terminal: give --console-socket (or use run in the foreground)"
+        )
+    name, warnings = unit.from_cgroups_path(config.cgroups_path, opts.systemd_cgroup, container_id)
+    unified = cgroups.is_unified()
+    props, more = resources.properties(config.resources, unified)
+    props += [("Delegate", "b", True), *unit.annotation_properties(config.annotations)]
+    for message in warnings + config.warnings + more:
+        log.warning(message)
+    bus = Systemd()
+    store.reserve(container_id)
+    try:
+        return _create(store, container_id, opts, config, name, props, bus, console)
+    except BaseException:
+        store.remove(container_id)
+        raise
+
+
+def _create(
+    store: Store,
+    container_id: str,
+    opts: CreateOptions,
+    config: spec.Config,
+    name: unit.UnitName,
+    props: list[tuple[str, str, object]],
+    bus: Systemd,
+    console: str,
+) -> tuple[Child, Record]:
+    record = Record(
+        id=container_id,
+        pid=0,
+        start_time=0,
+        bundle=config.bundle,
+        rootfs=config.root_path,
+        created=now(),
+        annotations=config.annotations,
+        unit=name.unit,
+        hooks={kind: [h.as_json() for h in config.hooks[kind]] for kind in ("poststart", "poststop")},
+        process=_process_defaults(config),
+    )
+    launch = spec.launch_spec(config)
+    launch.pivot = not opts.no_pivot
+    launch.exec_fifo = store.fifo(container_id)
+    launch.console_socket = console if config.process.terminal else ""
+    launch.create_container_hooks = config.hooks["createContainer"]
+    launch.start_container_hooks = config.hooks["startContainer"]
+    launch.hook_state = oci_state(record, "creating")
+
+    def before_go(pid: int) -> None:
+        record.pid = pid
+        hooks.run_all(config.hooks["prestart"] + config.hooks["createRuntime"], oci_state(record, "creating"))
+
+    child, _ = container.create(launch, name, f"pyctr container {container_id}", props, bus, before_go)
+    try:
+        record.pid = child.pid
+        record.start_time = process_start_time(child.pid) or 0
+        store.save(record)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, child.pid)
+    except BaseException:
+        os.kill(child.pid, signal.SIGKILL)
+        child.abort()
+        container.stop_quietly(bus, name.unit)
+        raise
+    return child, record
+
+
+def _process_defaults(config: spec.Config) -> dict[str, object]:
+    """What `exec` without --process takes from the container's own process."""
+    p = config.process
+    return {
+        "env": list(p.env),
+        "uid": p.uid,
+        "gid": p.gid,
+        "additionalGids": list(p.additional_gids),
+        "capabilities": {
+            name: sorted(getattr(p.capabilities, name))
+            for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
+        },
+        "noNewPrivileges": p.no_new_privileges,
+    }
+
+
+def start(store: Store, container_id: str) -> None:
+    record = store.load(container_id)
+    status = store.status(record)
+    if status != "created":
+        raise InvalidState(f"cannot start a container that is {status} (only a created one)")
+    fifo = os.open(store.fifo(container_id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    pidfd = os.pidfd_open(record.pid)
+    try:
+        poller = select.poll()
+        poller.register(fifo, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            ready = dict(poller.poll())
+            if fifo in ready and os.read(fifo, 1):
+                break
+            if pidfd in ready:
+                raise InvalidState(f"container {container_id} ended before it could start")
+    finally:
+        os.close(fifo)
+        os.close(pidfd)
+    os.unlink(store.fifo(container_id))
+    for hook in record.hooks.get("poststart", []):
+        try:
+            hooks.run(hooks.from_json(hook), oci_state(record, "running"))
+        except hooks.HookError as e:
+            log.warning(f"poststart {e}")
+
+
+def run(store: Store, container_id: str, opts: CreateOptions, detach: bool) -> int:
+    """create + start; in the foreground, wait and delete, returning the payload's status."""
+    if detach:
+        create(store, container_id, opts)
+        _start_or_delete(store, container_id)
+        return 0
+    from pyctr_systemd import console
+
+    with container.Forwarding() as forwarding, console.Server(store, container_id, opts) as server:
+        child, record = create(store, container_id, opts, server.path)
+        forwarding.to(child.pid)
+        master = server.receive() if server.path else -1
+        _start_or_delete(store, container_id)
+        child.close()
+        if master >= 0:
+            console.proxy(master, forwarding.pidfd)
+        status = container.wait(child, forwarding.pidfd)
+    error = child.error()
+    delete(store, container_id, force=True)
+    if error is not None:
+        raise error
+    return container.exit_code(status)
+
+
+def _start_or_delete(store: Store, container_id: str) -> None:
+    try:
+        start(store, container_id)
+    except BaseException:
+        delete(store, container_id, force=True)
+        raise
+
+
+def state(store: Store, container_id: str) -> dict[str, object]:
+    record = store.load(container_id)
+    return oci_state(record, _status(store, record))
+
+
+def _status(store: Store, record: Record) -> str:
+    alive = store.alive(record)
+    return store.status(record, alive and freezer.frozen(record.pid))
+
+
+def list_all(store: Store) -> list[dict[str, object]]:
+    found = []
+    for container_id in store.ids():
+        try:
+            found.append(state(store, container_id))
+        except NoSuchContainer:
+            continue  # deleted meanwhile
+    return found
+
+
+def _running(store: Store, container_id: str) -> Record:
+    record = store.load(container_id)
+    status = _status(store, record)
+    if status == "stopped":
+        raise InvalidState(f"container {container_id} is not running")
+    return record
+
+
+def parse_signal(text: str) -> int:
+    """A signal by number or name: 9, KILL, SIGKILL, kill."""
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        member = getattr(signal.Signals, name, None) if name.isidentifier() else None
+        if member is not None:
+            return int(member)
+    raise InvalidArgument(f"invalid signal {text!r}")
+
+
+def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
+    record = _running(store, container_id)
+    if all_processes:
+        Systemd().kill(record.unit, "all", sig)
+        return
+    _signal_init(record, sig)
+
+
+def _signal_init(record: Record, sig: int) -> None:
+    try:
+        pidfd = os.pidfd_open(record.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if process_start_time(record.pid) == record.start_time:  # the pidfd holds the right process
+            signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def delete(store: Store, container_id: str, force: bool = False) -> None:
+    try:
+        record = store.load(container_id)
+    except NoSuchContainer:
+        if os.path.isdir(os.path.join(store.root, container_id)):
+            store.remove(container_id)  # a create that died before saving its state
+        if force:
+            return
+        raise
+    status = _status(store, record)
+    if status in ("running", "paused") and not force:
+        raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
+    bus = Systemd()
+    if status != "stopped":
+        if status == "paused":
+            freezer.thaw(bus, record.unit, record.pid)
+        _kill_and_wait(bus, record)
+    bus.stop(record.unit)
+    for hook in record.hooks.get("poststop", []):
+        try:
+            hooks.run(hooks.from_json(hook), oci_state(record, "stopped"))
+        except hooks.HookError as e:
+            log.warning(f"poststop {e}")
+    store.remove(container_id)
+
+
+def _kill_and_wait(bus: Systemd, record: Record) -> None:
+    try:
+        pidfd = os.pidfd_open(record.pid)
+    except ProcessLookupError:
+        return
+    try:
+        try:
+            bus.kill(record.unit, "all", signal.SIGKILL)
+        except SystemdError:
+            _signal_init(record, signal.SIGKILL)  # its unit is gone already
+        if not select.select([pidfd], [], [], KILL_WAIT)[0]:
+            raise PyctrError(f"container {record.id} did not end within {KILL_WAIT:.0f}s of SIGKILL")
+    finally:
+        os.close(pidfd)
+
+
+def pause(store: Store, container_id: str) -> None:
+    record = _running(store, container_id)
+    if _status(store, record) != "running":
+        raise InvalidState(f"container {container_id} is not running")
+    freezer.freeze(Systemd(), record.unit, record.pid)
+
+
+def resume(store: Store, container_id: str) -> None:
+    record = _running(store, container_id)
+    if _status(store, record) != "paused":
+        raise InvalidState(f"container {container_id} is not paused")
+    freezer.thaw(Systemd(), record.unit, record.pid)
+
+
+def pids(store: Store, container_id: str) -> list[int]:
+    record = _running(store, container_id)
+    group = Systemd().unit_property(record.unit, "org.freedesktop.systemd1.Scope", "ControlGroup")
+    return cgroups.procs(str(group)) if group else []
+
+
+def ps_table(found: list[int], ps_args: list[str]) -> str:
+    """`ps ps_args` limited to `found`, header kept (what runc ps prints)."""
+    out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise InvalidArgument(f"ps failed: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return ""
+    header = lines[0].split()
+    if "PID" not in header:
+        raise InvalidArgument("ps output has no PID column (give ps arguments that print one)")
+    column = header.index("PID")
+    keep = [line for line in lines[1:] if _field(line, column) in {str(p) for p in found}]
+    return "\n".join([lines[0], *keep]) + "\n"
+
+
+def _field(line: str, column: int) -> str:
+    fields = line.split()
+    return fields[column] if column < len(fields) else ""
+
+
+def update(store: Store, container_id: str, res: resources.Resources, warnings: list[str]) -> None:
+    record = _running(store, container_id)
+    props, more = resources.properties(res, cgroups.is_unified(), devices=bool(res.devices))
+    for message in warnings + more:
+        log.warning(message)
+    if props:
+        Systemd().set_properties(record.unit, props)
+
+
+def exec_process(
+    store: Store,
+    container_id: str,
+    process: spec.Process,
+    *,
+    detach: bool = False,
+    pid_file: str = "",
+    console_socket: str = "",
+) -> int:
+    """Run `process` inside the running container: its namespaces, its unit's cgroup."""
+    _require_root()
+    record = _running(store, container_id)
+    if _status(store, record) != "running":
+        raise InvalidState(f"cannot exec in container {container_id}: it is not running")
+    if process.terminal and not console_socket:
+        raise InvalidArgument("a terminal for exec needs --console-socket")
+    launch = LaunchSpec(
+        rootfs="",
+        argv=process.args,
+        env=process.env,
+        cwd=process.cwd,
+        namespaces=_namespaces_of(record.pid),
+        uid=process.uid,
+        gid=process.gid,
+        additional_gids=process.additional_gids,
+        umask=process.umask,
+        capabilities=process.capabilities,
+        rlimits=process.rlimits,
+        no_new_privileges=process.no_new_privileges,
+        oom_score_adj=process.oom_score_adj,
+        terminal=process.terminal,
+        console_size=process.console_size,
+        console_socket=console_socket,
+    )
+    bus = Systemd()
+    with container.Forwarding() as forwarding:
+        child = container.spawn_into(launch, bus, record.unit)
+        forwarding.to(child.pid)
+        if pid_file:
+            write_pid_file(pid_file, child.pid)
+        child.send(b"s")
+        if detach:
+            child.close()
+            return 0
+        status = container.wait(child, forwarding.pidfd)
+    error = child.error()
+    if error is not None:
+        raise error
+    return container.exit_code(status)
+
+
+def _namespaces_of(pid: int) -> tuple[tuple[int, str], ...]:
+    """Every namespace of `pid` that differs from ours, to join by path."""
+    joined = []
+    for name, flag in spec.NAMESPACES.items():
+        proc_name = {"network": "net", "mount": "mnt"}.get(name, name)
+        theirs, ours = f"/proc/{pid}/ns/{proc_name}", f"/proc/self/ns/{proc_name}"
+        try:
+            if os.stat(theirs).st_ino != os.stat(ours).st_ino:
+                joined.append((flag, theirs))
+        except FileNotFoundError:
+            continue
+    if any(flag in (spec.NAMESPACES["user"], spec.NAMESPACES["time"]) for flag, _ in joined):
+        raise PyctrError("cannot exec: the container has a user or time namespace, which pyctr does not join")
+    return tuple(joined)
+
+
+def process_for_exec(
+    record: Record,
+    args: list[str],
+    *,
+    env: tuple[str, ...] = (),
+    cwd: str = "",
+    tty: bool = False,
+    user: str = "",
+) -> spec.Process:
+    """A Process for `exec ID CMD`: the container's own user, environment and capabilities."""
+    base = record.process
+    env_map = dict(e.split("=", 1) for e in base["env"] if "=" in e)  # type: ignore[attr-defined]
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
+        env_map[key] = value
+    uid, gid = base["uid"], base["gid"]
+    if user:
+        u, _, g = user.partition(":")
+        if not u.isdigit() or (g and not g.isdigit()):
+            raise InvalidArgument(f"invalid --user {user!r}: use UID[:GID]")
+        uid, gid = int(u), int(g) if g else 0
+    data = {
+        "args": args,
+        "env": [f"{k}={v}" for k, v in env_map.items()],
+        "cwd": cwd or "/",
+        "terminal": tty,
+        "user": {"uid": uid, "gid": gid, "additionalGids": base["additionalGids"]},
+        "capabilities": {
+            name: [spec.CAPABILITIES_BY_NUMBER[c] for c in numbers]
+            for name, numbers in base["capabilities"].items()  # type: ignore[attr-defined]
+        },
+        "noNewPrivileges": base["noNewPrivileges"],
+    }
+    return spec.parse_process(data, [], "exec")
+
+
+def features() -> dict[str, object]:
+    """What this runtime supports, in the shape of runc's `features` (runtime-spec features.md)."""
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.1.0",
+        "hooks": list(hooks.KINDS),
+        "mountOptions": sorted(
+            [*resources_mount_options(), "bind", "rbind"],
+        ),
+        "linux": {
+            "namespaces": [n for n in spec.NAMESPACES if n not in spec.UNSUPPORTED_NAMESPACES],
+            "capabilities": sorted(spec.CAPABILITY_NUMBERS),
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+        "annotations": {"org.systemd.property.*": "set as a property of the container's unit"},
+    }
+
+
+def resources_mount_options() -> list[str]:
+    from pyctr_systemd import mounts
+
+    return [*mounts.FLAG_NAMES, *mounts.PROPAGATION]

@@ -1,0 +1,178 @@
+"""What pyctr remembers of an OCI container between commands, under --root.
+
+ROOT/ID/state.json holds what cannot be asked of the system: the bundle, the
+creation time, the unit, the poststop hooks, and the init process's pid with
+its start time (so a reused pid is never mistaken for the container). Status
+is worked out live each time, never stored: the init process gone means
+"stopped"; ROOT/ID/exec.fifo still there means "created" (`start` removes it);
+a frozen cgroup means "paused"; else "running".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from pyctr_systemd import names
+from pyctr_systemd.errors import ContainerExists, PyctrError
+
+OCI_VERSION = "1.0.2"
+DEFAULT_ROOT = "/run/pyctr"
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+
+
+class NoSuchContainer(PyctrError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id} does not exist")
+
+
+class InvalidState(PyctrError):
+    pass
+
+
+class Record:
+    """A container's entry in the state directory."""
+
+    __slots__ = (
+        "id",
+        "pid",
+        "start_time",
+        "bundle",
+        "rootfs",
+        "created",
+        "annotations",
+        "unit",
+        "hooks",
+        "process",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        pid: int,
+        start_time: int,
+        bundle: str,
+        rootfs: str,
+        created: str,
+        annotations: dict[str, str],
+        unit: str,
+        hooks: dict[str, list[dict[str, object]]],
+        process: dict[str, object],
+    ) -> None:
+        self.id, self.pid, self.start_time = id, pid, start_time
+        self.bundle, self.rootfs, self.created = bundle, rootfs, created
+        self.annotations, self.unit = annotations, unit
+        self.hooks = hooks  # poststart and poststop: run by later commands
+        self.process = process  # what exec takes from the container's process
+
+    def as_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def oci_state(record: Record, status: str) -> dict[str, object]:
+    """The runtime-spec's state of a container (what `state` prints and hooks read)."""
+    state: dict[str, object] = {
+        "ociVersion": OCI_VERSION,
+        "id": record.id,
+        "status": status,
+        "pid": 0 if status == "stopped" else record.pid,
+        "bundle": record.bundle,
+        "rootfs": record.rootfs,
+        "created": record.created,
+        "owner": "",
+    }
+    if record.annotations:
+        state["annotations"] = record.annotations
+    return state
+
+
+def now() -> str:
+    """RFC 3339 with nanoseconds, as runc writes `created`."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat, or None if there is no such (living) process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):  # exited, not yet reaped by its parent
+        return None
+    return int(fields[19])
+
+
+class Store:
+    """The state directory: one subdirectory per container."""
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, names.validate_id(container_id))
+
+    def fifo(self, container_id: str) -> str:
+        return os.path.join(self.dir(container_id), EXEC_FIFO)
+
+    def reserve(self, container_id: str) -> str:
+        """Claim the id: its directory is made, or the id is taken."""
+        os.makedirs(self.root, 0o711, exist_ok=True)
+        path = self.dir(container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(f"container with id {container_id} already exists") from None
+        os.mkfifo(os.path.join(path, EXEC_FIFO), 0o600)
+        return path
+
+    def save(self, record: Record) -> None:
+        path = os.path.join(self.dir(record.id), STATE_FILE)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(record.as_json(), f)
+        os.rename(tmp, path)  # readers see the old file or the new one, never half of one
+
+    def load(self, container_id: str) -> Record:
+        path = os.path.join(self.dir(container_id), STATE_FILE)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise NoSuchContainer(container_id) from None
+        except ValueError:
+            raise PyctrError(f"state of container {container_id} is damaged ({path})") from None
+        return Record(**data)
+
+    def ids(self) -> list[str]:
+        try:
+            entries = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [e for e in entries if os.path.exists(os.path.join(self.root, e, STATE_FILE))]
+
+    def remove(self, container_id: str) -> None:
+        path = self.dir(container_id)
+        for name in (STATE_FILE, f"{STATE_FILE}.tmp", EXEC_FIFO, "console.sock"):
+            try:
+                os.unlink(os.path.join(path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+
+    def alive(self, record: Record) -> bool:
+        return record.pid > 0 and process_start_time(record.pid) == record.start_time
+
+    def status(self, record: Record, frozen: bool = False) -> str:
+        if not self.alive(record):
+            return "stopped"
+        if os.path.exists(self.fifo(record.id)):
+            return "created"
+        return "paused" if frozen else "running"

@@ -1,0 +1,139 @@
+"""Debian's podman with pyctr as its OCI runtime and systemd as its cgroup manager.
+
+podman passes --systemd-cgroup and cgroupsPath machine.slice:libpod:ID, so each
+container is libpod-ID.scope. The image is a busybox rootfs imported from a
+tarball (no registry is reachable). Storage is vfs on /tmp: an overlay upper
+directory may not sit on the sandbox's own overlay root.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli import CHECKOUT
+from tests.integration.conftest import Bundle, show
+
+IMAGE = "localhost/pyctr-busybox"
+
+
+class Podman:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        runtime = home / "pyctr"  # podman names the runtime by this file's name
+        runtime.write_text(f'#!/bin/sh\nPYTHONPATH={CHECKOUT} exec {sys.executable} -m pyctr_systemd "$@"\n')
+        runtime.chmod(0o755)
+        (home / "storage.conf").write_text(
+            f'[storage]\ndriver = "vfs"\ngraphroot = "{home}/storage"\nrunroot = "/run/pyctr-test-podman"\n'
+        )
+        (home / "containers.conf").write_text(
+            "[containers]\n"
+            'netns = "none"\n'
+            "[engine]\n"
+            'cgroup_manager = "systemd"\n'
+            'events_logger = "file"\n'
+            'runtime = "pyctr"\n'
+            'runtime_supports_json = ["pyctr"]\n'
+            "[engine.runtimes]\n"
+            f'pyctr = ["{runtime}"]\n'
+        )
+        self.env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(home),
+            "CONTAINERS_CONF": str(home / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(home / "storage.conf"),
+        }
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        # From a scratch directory: conmon writes an "oom" file into its cwd.
+        done = subprocess.run(
+            ["podman", *args], cwd=self.home, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check:
+            assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
+        return done
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed: run tools/install-deps test", pytrace=False)
+    home = tmp_path_factory.mktemp("podman")
+    p = Podman(home)
+    image = Bundle(home / "image")
+    with tarfile.open(home / "busybox.tar", "w") as tar:
+        tar.add(image.rootfs, arcname=".")
+    p("import", str(home / "busybox.tar"), IMAGE)
+    yield p
+    p("rm", "--all", "--force", "--time", "0", check=False)
+    p("rmi", "--all", "--force", check=False)
+    subprocess.run(["umount", "-R", str(home / "storage")], capture_output=True, check=False)
+    shutil.rmtree("/run/pyctr-test-podman", ignore_errors=True)
+
+
+def container_id(podman: Podman, name: str) -> str:
+    return podman("inspect", "--format", "{{.Id}}", name).stdout.strip()
+
+
+def test_run_rm_prints_and_exits(podman: Podman) -> None:
+    done = podman("run", "--rm", IMAGE, "echo", "hi")
+    assert done.stdout == "hi\n"
+    assert podman("ps", "--all", "--quiet").stdout == ""
+
+
+@pytest.mark.parametrize(("command", "code"), [(["sh", "-c", "exit 3"], 3), (["/no/such/program"], 127)])
+def test_exit_codes_of_failing_payloads(podman: Podman, command: list[str], code: int) -> None:
+    done = podman("run", "--rm", IMAGE, *command, check=False)
+    assert done.returncode == code, done.stderr
+
+
+def test_detached_ps_exec_stop_rm(podman: Podman) -> None:
+    podman("run", "-d", "--name", "bg", IMAGE, "sleep", "1000")
+    try:
+        assert "bg" in podman("ps", "--format", "{{.Names}} {{.Status}}").stdout
+        cid = container_id(podman, "bg")
+        assert show(f"libpod-{cid}.scope", "Slice")["Slice"] == "machine.slice"
+        assert podman("exec", "bg", "cat", "/proc/1/cmdline").stdout.startswith("sleep")
+        assert podman("exec", "bg", "sh", "-c", "exit 5", check=False).returncode == 5
+        assert podman("exec", "-t", "bg", "tty").stdout.startswith("/dev/pts/")
+        podman("stop", "--time", "1", "bg")
+        state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "bg").stdout.split()
+        assert state == ["exited", "137"]
+    finally:
+        podman("rm", "--force", "bg")
+
+
+def test_memory_limit_is_on_the_libpod_scope(podman: Podman) -> None:
+    podman("run", "-d", "--name", "mem", "--memory", "64m", IMAGE, "sleep", "1000")
+    try:
+        cid = container_id(podman, "mem")
+        assert show(f"libpod-{cid}.scope", "MemoryMax")["MemoryMax"] == str(64 << 20)
+    finally:
+        podman("rm", "--force", "--time", "0", "mem")
+
+
+def test_terminal_through_the_console_socket(podman: Podman) -> None:
+    done = podman("run", "--rm", "-t", IMAGE, "tty")
+    assert done.stdout.strip() == "/dev/pts/0"
+
+
+def test_kill(podman: Podman) -> None:
+    podman("run", "-d", "--name", "victim", IMAGE, "sleep", "1000")
+    try:
+        podman("kill", "victim")
+        deadline = time.monotonic() + 20
+        while podman("inspect", "--format", "{{.State.Status}}", "victim").stdout.strip() != "exited":
+            assert time.monotonic() < deadline, "podman kill did not end the container"
+            time.sleep(0.1)
+        assert podman("inspect", "--format", "{{.State.ExitCode}}", "victim").stdout.strip() == "137"
+    finally:
+        podman("rm", "--force", "victim")

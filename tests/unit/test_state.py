@@ -1,0 +1,304 @@
+"""pyctr_systemd.state: the state directory, and status worked out from the live system."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pyctr_systemd import state
+from pyctr_systemd.errors import ContainerExists, InvalidArgument, PyctrError
+from pyctr_systemd.state import NoSuchContainer, Record, Store, oci_state, process_start_time
+
+
+def record(container_id: str = "c1", pid: int = 1234, start_time: int = 99, **changes: object) -> Record:
+    values: dict[str, object] = {
+        "id": container_id,
+        "pid": pid,
+        "start_time": start_time,
+        "bundle": "/b",
+        "rootfs": "/b/rootfs",
+        "created": "2024-01-02T03:04:05.000000006Z",
+        "annotations": {},
+        "unit": f"pyctr-{container_id}.scope",
+        "hooks": {"poststart": [], "poststop": [{"path": "/bin/true", "args": [], "env": []}]},
+        "process": {"env": ["A=1"], "uid": 0},
+    }
+    values.update(changes)
+    return Record(**values)  # type: ignore[arg-type]
+
+
+def me(container_id: str = "c1") -> Record:
+    pid = os.getpid()
+    start = process_start_time(pid)
+    assert start is not None
+    return record(container_id, pid, start)
+
+
+def gone_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+# --- the OCI state ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["created", "running", "paused"])
+def test_oci_state_of_a_living_container(status: str) -> None:
+    assert oci_state(record(), status) == {
+        "ociVersion": "1.0.2",
+        "id": "c1",
+        "status": status,
+        "pid": 1234,
+        "bundle": "/b",
+        "rootfs": "/b/rootfs",
+        "created": "2024-01-02T03:04:05.000000006Z",
+        "owner": "",
+    }
+
+
+def test_oci_state_of_a_stopped_container_has_pid_0() -> None:
+    assert oci_state(record(), "stopped")["pid"] == 0
+
+
+def test_oci_state_while_creating_has_the_init_pid() -> None:
+    # prestart and createRuntime hooks get this state (oci.create's before_go); they find the
+    # container's namespaces by its pid, and runc passes the init pid with status "creating".
+    assert oci_state(record(), "creating")["pid"] == 1234
+
+
+def test_oci_state_while_creating_before_there_is_a_pid() -> None:
+    assert oci_state(record(pid=0), "creating")["pid"] == 0
+
+
+def test_oci_state_with_annotations() -> None:
+    s = oci_state(record(annotations={"a": "b"}), "running")
+    assert s["annotations"] == {"a": "b"}
+    assert list(s) == [
+        "ociVersion",
+        "id",
+        "status",
+        "pid",
+        "bundle",
+        "rootfs",
+        "created",
+        "owner",
+        "annotations",
+    ]
+
+
+def test_record_as_json_round_trips() -> None:
+    r = record(annotations={"k": "v"})
+    data = r.as_json()
+    assert data == {
+        "id": "c1",
+        "pid": 1234,
+        "start_time": 99,
+        "bundle": "/b",
+        "rootfs": "/b/rootfs",
+        "created": "2024-01-02T03:04:05.000000006Z",
+        "annotations": {"k": "v"},
+        "unit": "pyctr-c1.scope",
+        "hooks": {"poststart": [], "poststop": [{"path": "/bin/true", "args": [], "env": []}]},
+        "process": {"env": ["A=1"], "uid": 0},
+    }
+    assert Record(**json.loads(json.dumps(data))).as_json() == data
+
+
+def test_now_is_rfc3339_with_nanoseconds() -> None:
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", state.now())
+
+
+# --- process_start_time -----------------------------------------------------------------
+
+
+def test_process_start_time_of_this_process() -> None:
+    with open(f"/proc/{os.getpid()}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    assert process_start_time(os.getpid()) == int(fields[19])
+
+
+def test_process_start_time_of_a_process_that_is_gone() -> None:
+    assert process_start_time(gone_pid()) is None
+
+
+def test_process_start_time_of_a_zombie() -> None:
+    child = subprocess.Popen(["true"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+        assert process_start_time(child.pid) is None
+    finally:
+        child.wait()
+
+
+def test_process_start_time_with_a_paren_in_the_command_name(tmp_path: Path) -> None:
+    exe = tmp_path / "a) 1 2 3"
+    exe.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(exe), "10"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/comm").read_text() != "a) 1 2 3\n":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with open(f"/proc/{child.pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        assert process_start_time(child.pid) == int(fields[19])
+    finally:
+        child.kill()
+        child.wait()
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+def test_reserve_makes_the_directory_and_the_fifo(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "root"))
+    path = store.reserve("c1")
+    assert path == str(tmp_path / "root" / "c1")
+    assert stat.S_ISFIFO(os.stat(store.fifo("c1")).st_mode)
+    assert store.fifo("c1") == str(tmp_path / "root" / "c1" / "exec.fifo")
+
+
+def test_reserve_twice_is_taken(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    with pytest.raises(ContainerExists) as e:
+        store.reserve("c1")
+    assert str(e.value) == "container with id c1 already exists"
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "-x", "a b"])
+def test_ids_are_validated(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(InvalidArgument):
+        Store(str(tmp_path)).dir(bad)
+
+
+def test_relative_root_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Store("state").root == str(tmp_path / "state")
+    assert Store().root == "/run/pyctr"
+
+
+def test_save_and_load(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    r = record(annotations={"x": "y"})
+    store.save(r)
+    assert not os.path.exists(tmp_path / "c1" / "state.json.tmp")
+    assert store.load("c1").as_json() == r.as_json()
+    r.pid = 77
+    store.save(r)
+    assert store.load("c1").pid == 77
+
+
+def test_load_of_an_unknown_container(tmp_path: Path) -> None:
+    with pytest.raises(NoSuchContainer) as e:
+        Store(str(tmp_path)).load("nope")
+    assert str(e.value) == "container nope does not exist"
+
+
+def test_load_of_a_reserved_but_unsaved_container(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    with pytest.raises(NoSuchContainer):
+        store.load("c1")
+
+
+def test_load_of_damaged_state(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    (tmp_path / "c1" / "state.json").write_text("{")
+    with pytest.raises(PyctrError) as e:
+        store.load("c1")
+    assert str(e.value) == f"state of container c1 is damaged ({tmp_path / 'c1' / 'state.json'})"
+
+
+def test_ids_are_the_saved_containers_sorted(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    for cid in ("b", "a", "c"):
+        store.reserve(cid)
+    store.save(record("c"))
+    store.save(record("a"))
+    (tmp_path / "stray").mkdir()
+    assert store.ids() == ["a", "c"]
+
+
+def test_ids_without_a_root(tmp_path: Path) -> None:
+    assert Store(str(tmp_path / "missing")).ids() == []
+
+
+def test_remove(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    store.save(record())
+    (tmp_path / "c1" / "console.sock").write_text("")
+    (tmp_path / "c1" / "state.json.tmp").write_text("")
+    store.remove("c1")
+    assert not (tmp_path / "c1").exists()
+    assert store.ids() == []
+
+
+def test_remove_is_quiet_when_there_is_nothing(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.remove("c1")
+    store.reserve("c2")
+    store.remove("c2")
+    assert os.listdir(tmp_path) == []
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def test_status_created_while_the_fifo_is_there(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    r = me()
+    store.save(r)
+    assert store.alive(r)
+    assert store.status(r) == "created"
+    assert store.status(r, frozen=True) == "created"
+
+
+def test_status_running_once_the_fifo_is_gone(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    os.unlink(store.fifo("c1"))
+    r = me()
+    assert store.status(r) == "running"
+
+
+def test_status_paused_when_frozen(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    os.unlink(store.fifo("c1"))
+    assert store.status(me(), frozen=True) == "paused"
+
+
+def test_status_stopped_when_the_process_is_gone(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    r = record(pid=gone_pid(), start_time=1)
+    assert not store.alive(r)
+    assert store.status(r) == "stopped"
+    assert store.status(r, frozen=True) == "stopped"
+
+
+def test_status_stopped_when_the_pid_was_reused(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    r = me()
+    r.start_time += 1
+    assert store.status(r) == "stopped"
+
+
+def test_status_stopped_without_a_pid(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    assert store.status(record(pid=0, start_time=0)) == "stopped"
