@@ -10,7 +10,6 @@ lines of output.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -24,6 +23,8 @@ def configure(path: str, log_format: str) -> None:
 
 
 def _line(level: str, message: str) -> str:
+    import json  # not at the top: this module is on `pyctr run`'s start path
+
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _format == "json":
         return json.dumps({"level": level, "msg": message, "time": stamp})

@@ -9,10 +9,9 @@ live updates go through systemd; state lives under --root (pyctr_systemd.state).
 
 from __future__ import annotations
 
+import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
-import signal
-import subprocess
 
 from pyctr_systemd import cgroups, container, freezer, hooks, log, names, resources, spec, unit
 from pyctr_systemd.errors import InvalidArgument, NotRoot, PyctrError, RootfsError, SystemdError
@@ -133,7 +132,7 @@ def _create(
         if opts.pid_file:
             write_pid_file(opts.pid_file, child.pid)
     except BaseException:
-        os.kill(child.pid, signal.SIGKILL)
+        os.kill(child.pid, _signal.SIGKILL)
         child.abort()
         container.stop_quietly(bus, name.unit)
         raise
@@ -246,6 +245,8 @@ def _running(store: Store, container_id: str) -> Record:
 
 def parse_signal(text: str) -> int:
     """A signal by number or name: 9, KILL, SIGKILL, kill."""
+    import signal
+
     if text.isdigit():
         number = int(text)
         if 0 < number < signal.NSIG:
@@ -274,7 +275,7 @@ def _signal_init(record: Record, sig: int) -> None:
         return
     try:
         if process_start_time(record.pid) == record.start_time:  # the pidfd holds the right process
-            signal.pidfd_send_signal(pidfd, sig)
+            _signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         pass
     finally:
@@ -314,9 +315,9 @@ def _kill_and_wait(bus: Systemd, record: Record) -> None:
         return
     try:
         try:
-            bus.kill(record.unit, "all", signal.SIGKILL)
+            bus.kill(record.unit, "all", _signal.SIGKILL)
         except SystemdError:
-            _signal_init(record, signal.SIGKILL)  # its unit is gone already
+            _signal_init(record, _signal.SIGKILL)  # its unit is gone already
         if not select.select([pidfd], [], [], KILL_WAIT)[0]:
             raise PyctrError(f"container {record.id} did not end within {KILL_WAIT:.0f}s of SIGKILL")
     finally:
@@ -345,6 +346,8 @@ def pids(store: Store, container_id: str) -> list[int]:
 
 def ps_table(found: list[int], ps_args: list[str]) -> str:
     """`ps ps_args` limited to `found`, header kept (what runc ps prints)."""
+    import subprocess
+
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise InvalidArgument(f"ps failed: {out.stderr.strip()}")

@@ -1,7 +1,8 @@
 """The `pyctr` command.
 
 click (cli.app) is the command line: every verb, help, completion, usage
-errors. A plain `pyctr run` skips importing it (see cli.run). Errors end here:
+errors. A plain `pyctr run` and runc's hot verbs skip importing it (see cli.run
+and cli.verbs). Errors end here:
 a PyctrError or a usage error is one line on stderr and exit status 125, as
 podman reports its own failures; `pyctr --debug` shows the traceback instead.
 """
@@ -11,8 +12,14 @@ from __future__ import annotations
 import os
 import sys
 
+from pyctr_systemd import log
 from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def fail(message: str, code: int) -> None:
@@ -22,15 +29,15 @@ def fail(message: str, code: int) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
-    plain_run = args[:1] == ["run"] and not run.is_bundle_run(args[1:])
-    values = run.parse(args[1:]) if plain_run else None
-    if values is None:
+    command = _fast_command(args)
+    if command is None:
         from pyctr_systemd.cli.app import invoke
 
         sys.exit(invoke(args))
     try:
-        code = run.execute(values)
+        code = command()
     except PyctrError as e:
+        log.error(str(e))
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
@@ -38,3 +45,16 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _fast_command(args: list[str]) -> Callable[[], int] | None:
+    """A plain `pyctr run` or a hot OCI verb, read without click; None for click to read."""
+    if args[:1] == ["run"] and not run.is_bundle_run(args[1:]):
+        values = run.parse(args[1:])
+        if values is None:
+            return None
+        plain: dict[str, Any] = values
+        return lambda: run.execute(plain)
+    from pyctr_systemd.cli import verbs
+
+    return verbs.parse(args)

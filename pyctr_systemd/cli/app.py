@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pyctr_systemd import __version__, log
-from pyctr_systemd.cli import fail, oci, run
+from pyctr_systemd.cli import fail, oci, run, verbs
 from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.state import DEFAULT_ROOT
 
@@ -45,7 +45,7 @@ def cli(
     global _debug
     _debug = debug
     log.configure(log_file, log_format)
-    ctx.obj = oci.Globals(root, systemd_cgroup)
+    ctx.obj = verbs.Globals(root, systemd_cgroup)
 
 
 class _RunCommand(click.Command):

@@ -15,22 +15,11 @@ import click
 
 from pyctr_systemd import bundle as bundles
 from pyctr_systemd import log, oci, spec
+from pyctr_systemd.cli import verbs
+from pyctr_systemd.cli.verbs import Globals
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.limits import parse_size
 from pyctr_systemd.resources import Resources
-from pyctr_systemd.state import Store
-
-
-class Globals:
-    __slots__ = ("root", "systemd_cgroup")
-
-    def __init__(self, root: str, systemd_cgroup: bool) -> None:
-        self.root, self.systemd_cgroup = root, systemd_cgroup
-
-    @property
-    def store(self) -> Store:
-        return Store(self.root)
-
 
 pass_globals = click.make_pass_decorator(Globals)
 ID = click.argument("container_id", metavar="ID")
@@ -46,18 +35,6 @@ def _print_json(data: object) -> None:
 def spec_command(bundle: str, rootless: bool) -> None:
     """Write a config.json with runc's defaults (sh in ./rootfs, with a terminal)."""
     bundles.write_spec(bundle, rootless)
-
-
-def _create_options(
-    g: Globals, bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool
-) -> oci.CreateOptions:
-    return oci.CreateOptions(
-        bundle=bundle,
-        pid_file=os.path.abspath(pid_file) if pid_file else "",
-        console_socket=os.path.abspath(console_socket) if console_socket else "",
-        no_pivot=no_pivot,
-        systemd_cgroup=g.systemd_cgroup,
-    )
 
 
 _bundle = click.option("-b", "--bundle", default=".", help="The bundle: config.json and the rootfs.")
@@ -88,7 +65,7 @@ def create(
     no_new_keyring: bool,
 ) -> None:
     """Create a container from a bundle; it waits for `start` to run its process."""
-    oci.create(g.store, container_id, _create_options(g, bundle, pid_file, console_socket, no_pivot))
+    verbs.create(g, container_id, bundle, pid_file, console_socket, no_pivot)
 
 
 @click.command()
@@ -96,7 +73,7 @@ def create(
 @pass_globals
 def start(g: Globals, container_id: str) -> None:
     """Run the process of a created container."""
-    oci.start(g.store, container_id)
+    verbs.start(g, container_id)
 
 
 @click.command("run")
@@ -119,8 +96,7 @@ def run_bundle(
     no_new_keyring: bool,
 ) -> int:
     """Create and start a container from a bundle; wait for it unless -d."""
-    opts = _create_options(g, bundle, pid_file, console_socket, no_pivot)
-    return oci.run(g.store, container_id, opts, detach)
+    return verbs.run(g, container_id, bundle, pid_file, console_socket, no_pivot, detach)
 
 
 @click.command()
@@ -128,7 +104,7 @@ def run_bundle(
 @pass_globals
 def state(g: Globals, container_id: str) -> None:
     """Print the container's state (runtime-spec JSON)."""
-    _print_json(oci.state(g.store, container_id))
+    verbs.state(g, container_id)
 
 
 _format = click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -177,7 +153,7 @@ def ps(g: Globals, fmt: str, container_id: str, ps_args: tuple[str, ...]) -> Non
 @pass_globals
 def kill(g: Globals, container_id: str, signal: str, all_processes: bool) -> None:
     """Send a signal (name or number, default SIGTERM) to the container's init."""
-    oci.kill(g.store, container_id, oci.parse_signal(signal), all_processes)
+    verbs.kill(g, container_id, signal, all_processes)
 
 
 @click.command()
@@ -186,7 +162,7 @@ def kill(g: Globals, container_id: str, signal: str, all_processes: bool) -> Non
 @pass_globals
 def delete(g: Globals, container_id: str, force: bool) -> None:
     """Delete a stopped container: its unit, its state, then poststop hooks."""
-    oci.delete(g.store, container_id, force)
+    verbs.delete(g, container_id, force)
 
 
 @click.command()

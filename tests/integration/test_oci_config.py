@@ -291,6 +291,46 @@ def test_annotations_set_unit_properties(oci_bundle: Bundle) -> None:
         ok("delete", "--force", cid)
 
 
+def test_terminal_through_a_console_socket(oci_bundle: Bundle, tmp_path: Path) -> None:
+    import array
+    import socket
+
+    oci_bundle.process["terminal"] = True
+    oci_bundle.process["consoleSize"] = {"height": 30, "width": 100}
+    oci_bundle.write("sh", "-c", "stty size; tty")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "console.sock"))
+    listener.listen(1)
+    cid = new_id()
+    try:
+        ok(
+            "create",
+            "--bundle",
+            str(oci_bundle.path),
+            "--console-socket",
+            str(tmp_path / "console.sock"),
+            cid,
+        )
+        conn, _ = listener.accept()
+        _, ancillary, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        fds = array.array("i", ancillary[0][2])
+        assert len(fds) == 1  # exactly one descriptor: conmon insists
+        ok("start", cid)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(fds[0], 1024)
+            except OSError:  # EIO: the payload and its terminal are gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert output.decode().split() == ["30", "100", "/dev/pts/0"]
+    finally:
+        listener.close()
+        pyctr("delete", "--force", cid)
+
+
 HOOK = """#!/bin/sh
 state=$(cat)
 echo "$1 $(readlink /proc/self/ns/mnt) $state" >> {log}
@@ -304,8 +344,11 @@ def test_hooks_run_in_order_with_the_state(oci_bundle: Bundle, tmp_path: Path) -
     hook.chmod(0o755)
     kinds = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
     oci_bundle.config["hooks"] = {k: [{"path": str(hook), "args": ["hook", k]}] for k in kinds}
+    # startContainer runs in the container: its path is the container's.
+    oci_bundle.config["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /start"]}]
     cid = new_id()
-    run(oci_bundle, "true", cid=cid)
+    start_state = json.loads(run(oci_bundle, "cat /start", cid=cid))
+    assert (start_state["id"], start_state["status"]) == (cid, "running")
     entries = [line.split(" ", 2) for line in log.read_text().splitlines()]
     assert [e[0] for e in entries] == list(kinds)
     host_mnt = os.readlink("/proc/self/ns/mnt")

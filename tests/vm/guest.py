@@ -45,11 +45,10 @@ PACKAGES = [
     "procps",
     "python3-pytest",
     "python3-pytest-timeout",
-    # OCI clients and runtimes the tests compare with
-    "podman",
-    "crun",
-    "runc",
 ]
+# Installed by apt in a second step: debootstrap fails configuring
+# golang-github-containers-common (podman's) among its base packages.
+APT_PACKAGES = ["podman", "crun", "runc"]
 # Loaded by our initramfs, dependencies first (modules.dep adds what is missing).
 # ext4 wants crc32c only as a soft dependency, which modules.dep does not list.
 MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "9pnet_virtio", "9p"]
@@ -161,6 +160,23 @@ def _build(work: Path) -> None:
             MIRROR,
         ],
         "debootstrap",
+    )
+    apt = "apt-get -q -o Dpkg::Use-Pty=0"
+    install = (
+        f"DEBIAN_FRONTEND=noninteractive {apt} install -y --no-install-recommends {' '.join(APT_PACKAGES)}"
+    )
+    _run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation=private",
+            "sh",
+            "-c",
+            f'mount -t proc proc "$1/proc" && chroot "$1" sh -c "{apt} update && {install} && {apt} clean"',
+            "sh",
+            str(root),
+        ],
+        "apt-get install in the guest",
     )
     _configure(root)
     kernel = max((root / "lib/modules").iterdir(), key=lambda p: p.name)
