@@ -1,4 +1,5 @@
-"""A container's life in the foreground: unit, launch, wait, report.
+"""A container's unit and first process (create, shared by `pyctr run` and the
+OCI verbs), and `pyctr run`'s life in the foreground: launch, wait, report.
 
 The order matters for leaving nothing behind: the bus is reached before any
 process exists; the child is forked and prepares the container's root while
