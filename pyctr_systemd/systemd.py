@@ -143,6 +143,13 @@ class Systemd:
                 return None
             raise
 
+    def reload(self) -> None:
+        """systemctl daemon-reload: returns once systemd has read its unit files again."""
+        try:
+            self._call(ROOT, MANAGER, "Reload")
+        except BusError as e:
+            raise SystemdError(f"systemd could not reload its units: {e}") from None
+
     def start_scope(self, unit: str, properties: list[Property]) -> None:
         """Create the transient scope and return once its start job is done.
 

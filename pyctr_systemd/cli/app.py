@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pyctr_systemd import __version__, log
-from pyctr_systemd.cli import fail, oci, run, verbs
+from pyctr_systemd.cli import fail, oci, run, services, verbs
 from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.state import DEFAULT_ROOT
 
@@ -88,7 +88,7 @@ def _run_command() -> click.Command:
 
 
 cli.add_command(_run_command())
-for _command in oci.COMMANDS:
+for _command in (*oci.COMMANDS, *services.COMMANDS):
     cli.add_command(_command)
 
 

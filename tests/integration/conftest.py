@@ -79,7 +79,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
 
 
 # Units the tests make: pyctr's own, OCI containers named by cgroupsPath, podman's.
-UNIT_PATTERNS = ("pyctr-*", "oci-*", "libpod-*")
+UNIT_PATTERNS = ("pyctr-*", "pyctr@*", "oci-*", "libpod-*")
 STATE_ROOT = Path("/run/pyctr")
 
 

@@ -1,0 +1,110 @@
+"""Declared containers: define, undefine, defined, and the service's own start.
+
+`define` takes `pyctr run`'s options (the same table, cli.run.OPTIONS) plus a
+restart policy; the definition is checked by building the container's run
+configuration from it, exactly as `systemctl start pyctr@NAME` will.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pyctr_systemd import cgroups, definitions, names, service
+from pyctr_systemd.cli import run
+from pyctr_systemd.systemd import UNIT, Systemd
+
+
+class _DefineCommand(click.Command):
+    """`define NAME [OPTIONS] [ROOTFS] [-- CMD]`: the name first, then what `pyctr run` takes."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-"):
+            ctx.meta["pyctr.name"], args = args[0], args[1:]
+        probe = [a for a in args if not a.startswith("--restart=")]  # an option `run` does not have
+        if "--restart" in probe[: probe.index("--") if "--" in probe else None]:
+            del probe[probe.index("--restart") : probe.index("--restart") + 2]
+        ctx.meta["pyctr.command_only"] = run.first_word(probe) == "--"
+        return super().parse_args(ctx, args)
+
+
+def _define_command() -> click.Command:
+    params: list[click.Parameter] = [
+        click.Option(
+            [*o.names, o.dest],
+            type=None if o.flag else o.type,
+            multiple=o.multiple,
+            is_flag=o.flag,
+            default=o.default,
+            metavar=o.metavar,
+            help=o.help,
+        )
+        for o in run.OPTIONS
+        if o.dest != "name"
+    ]
+    params += [
+        click.Option(
+            ["--restart"],
+            type=click.Choice(definitions.RESTART_POLICIES),
+            default="no",
+            show_default=True,
+            help="systemd's Restart= for the container's service.",
+        ),
+        click.Argument(["args"], nargs=-1, type=click.UNPROCESSED, metavar="[ROOTFS] [-- CMD [ARG]...]"),
+    ]
+
+    @click.pass_context
+    def callback(ctx: click.Context, restart: str, **values: Any) -> None:
+        if "pyctr.name" not in ctx.meta:
+            raise click.UsageError("define needs the container's NAME first", ctx)
+        name = names.validate(ctx.meta["pyctr.name"])
+        values = {**values, "command_only": ctx.meta["pyctr.command_only"]}
+        config = run.config(**values, name=name)  # every check `pyctr run` makes
+        dropin = definitions.render_dropin(name, restart, config.limits, cgroups.is_unified())
+        bus = Systemd()
+        values["args"], values["env"] = list(values["args"]), list(values["env"])
+        definitions.save(name, values, restart, dropin)
+        bus.reload()
+
+    return _DefineCommand(
+        "define",
+        params=params,
+        options_metavar="NAME [OPTIONS]",
+        callback=callback,
+        help="Declare a container, run with `systemctl start pyctr@NAME`; redefining replaces it.",
+        context_settings={"allow_interspersed_args": False},
+    )
+
+
+@click.command()
+@click.argument("container_name", metavar="NAME")
+def undefine(container_name: str) -> None:
+    """Stop a declared container and remove its definition and drop-in."""
+    bus = Systemd()
+    bus.stop(definitions.service(names.validate(container_name)))
+    definitions.remove(container_name)
+    bus.reload()
+
+
+@click.command()
+def defined() -> None:
+    """List the declared containers and their services' states."""
+    bus = Systemd()
+    rows = [("NAME", "SERVICE", "STATE")]
+    for name in definitions.defined():
+        state = bus.unit_property(definitions.service(name), UNIT, "ActiveState") or "inactive"
+        rows.append((name, definitions.service(name), str(state)))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    for r in rows:
+        click.echo(f"{r[0].ljust(widths[0])}   {r[1].ljust(widths[1])}   {r[2]}")
+
+
+@click.command("service-start", hidden=True)
+@click.argument("container_name", metavar="NAME")
+def service_start(container_name: str) -> int:
+    """The ExecStart of pyctr@NAME.service."""
+    return service.start(names.validate(container_name))
+
+
+COMMANDS = (_define_command(), undefine, defined, service_start)

@@ -1,0 +1,136 @@
+"""Declared containers as systemd services: define, systemctl start pyctr@NAME, undefine."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyctr_systemd import definitions
+from tests.cli import CHECKOUT, pyctr
+from tests.integration.conftest import cgroup_file, show, systemctl, unit_pids
+
+UNITS = ("pyctr.slice", "pyctr@.service")
+WRAPPER = Path("/usr/local/bin/pyctr")  # the unit's ExecStart=pyctr finds it before /usr/bin
+
+
+@pytest.fixture
+def units() -> Iterator[None]:
+    """pyctr's units installed, and `pyctr` on systemd's search path running this checkout."""
+    for unit in UNITS:
+        shutil.copy(CHECKOUT / "units" / unit, Path(definitions.UNIT_DIR) / unit)
+    WRAPPER.write_text(f'#!/bin/sh\nPYTHONPATH={CHECKOUT} exec {sys.executable} -m pyctr_systemd "$@"\n')
+    WRAPPER.chmod(0o755)
+    systemctl("daemon-reload")
+    yield
+    for name in definitions.defined():
+        pyctr("undefine", name)
+    for unit in UNITS:
+        (Path(definitions.UNIT_DIR) / unit).unlink()
+    WRAPPER.unlink()
+    systemctl("daemon-reload")
+
+
+def ok(*args: str) -> str:
+    done = pyctr(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def wait_for(what: str, check: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def journal(unit: str) -> str:
+    return subprocess.run(
+        ["journalctl", "-u", unit, "--no-pager", "-o", "cat"], capture_output=True, text=True
+    ).stdout
+
+
+def test_define_start_stop_undefine(units: None) -> None:
+    ok(
+        "define",
+        "web",
+        "--memory",
+        "64M",
+        "--pids-limit",
+        "10",
+        "--",
+        "sh",
+        "-c",
+        "echo web is up; exec sleep 1000",
+    )
+    service = "pyctr@web.service"
+    assert "web" in ok("defined")
+    systemctl("start", service)  # returns once the payload runs (Type=notify)
+    try:
+        props = show(service, "ActiveState", "MainPID", "MemoryMax", "TasksMax", "Slice")
+        assert (props["ActiveState"], props["MemoryMax"], props["TasksMax"]) == (
+            "active",
+            str(64 << 20),
+            "10",
+        )
+        assert props["Slice"] == "pyctr.slice"
+        main = int(props["MainPID"])
+        assert Path(f"/proc/{main}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        assert unit_pids(service) == [main]  # no Python stays resident
+        assert cgroup_file(service, "pids", "pids.max", "pids.max") == "10"
+        wait_for("the payload's output in the journal", lambda: "web is up" in journal(service))
+        assert "web" in ok("defined").split()
+    finally:
+        systemctl("stop", service)
+    assert show(service, "ActiveState")["ActiveState"] == "inactive"
+    ok("undefine", "web")
+    assert not Path(definitions.path("web")).exists() and not Path(definitions.dropin_path("web")).exists()
+    assert "container web is not defined" in pyctr("undefine", "web").stderr
+
+
+def test_redefining_updates_the_limits(units: None) -> None:
+    ok("define", "db", "--memory", "32M", "--", "sleep", "1000")
+    ok("define", "db", "--memory", "48M", "--restart", "always", "--", "sleep", "1000")
+    assert show("pyctr@db.service", "MemoryMax", "Restart") == {
+        "MemoryMax": str(48 << 20),
+        "Restart": "always",
+    }
+
+
+def test_restart_on_failure(units: None) -> None:
+    ok("define", "crash", "--restart", "on-failure", "--", "sh", "-c", "sleep 0.2; exit 3")
+    service = "pyctr@crash.service"
+    systemctl("start", service)
+    try:
+        wait_for("a restart", lambda: int(show(service, "NRestarts")["NRestarts"]) >= 1)
+        assert show(service, "ExecMainStatus")["ExecMainStatus"] in ("3", "0")
+    finally:
+        systemctl("stop", service)
+        systemctl("reset-failed", service, check=False)
+
+
+def test_a_bad_definition_fails_with_a_journal_line(units: None, marked_rootfs: tuple[str, str]) -> None:
+    root, _ = marked_rootfs
+    ok("define", "broken", root, "--", "true")
+    shutil.rmtree(root)
+    service = "pyctr@broken.service"
+    assert systemctl("start", service, check=False).returncode != 0
+    assert show(service, "ActiveState")["ActiveState"] == "failed"
+    wait_for("the reason in the journal", lambda: f"{root}" in journal(service))
+    systemctl("reset-failed", service, check=False)
+
+
+def test_define_refuses_bad_input_and_writes_nothing(units: None, tmp_path: Path) -> None:
+    for args, message in (
+        (["bad name", "--", "true"], "invalid container name"),
+        (["x", "--memory", "lots", "--", "true"], "--memory"),
+        (["x", str(tmp_path / "nowhere"), "--", "true"], "nowhere"),
+    ):
+        done = pyctr("define", *args)
+        assert done.returncode == 125 and message in done.stderr, done.stderr
+    assert definitions.defined() == []
