@@ -69,7 +69,7 @@ def create(
     """
     child = launcher.spawn(launch)
     try:
-        bus.start_scope(name.unit, scope_properties(description, name.slice, child.pid, properties))
+        bus.start_transient(name.unit, scope_properties(description, name.slice, child.pid, properties))
         paths = cgroups.of_pid(child.pid)
         if not _in_unit(paths, name.unit):
             raise SystemdError(f"systemd did not move the container into {name.unit}")

@@ -1,36 +1,58 @@
-"""`pyctr service-start NAME`: the ExecStart of pyctr@NAME.service.
+"""Containers as systemd services: pyctr@NAME (defined) and pyctr-NAME (`run -d`).
 
-systemd has made the service's cgroup, with the definition's limits, and runs
-this command in it. pyctr launches the container there as `pyctr run` would
-(no scope: the service is the container's unit), waits until its payload is
-exec'd, hands the payload to systemd as the service's main process
-(MAINPID=, READY=1) and exits. The payload, PID 1 of its own pid namespace,
-is then systemd's child: `systemctl kill`, `status`, the exit status,
-Restart= and Result=oom-kill all act on it, and no Python stays resident.
+systemd makes the service's cgroup, with the container's limits, and runs
+`pyctr service-start NAME` (pyctr@.service) or `pyctr service-run VALUES` (the
+transient service of `pyctr run -d`) in it. pyctr launches the container there
+as `pyctr run` would (no scope: the service is the container's unit), waits
+until its payload is exec'd, hands the payload to systemd as the service's
+main process (MAINPID=, READY=1) and exits. The payload, PID 1 of its own pid
+namespace, is then systemd's child: `systemctl kill`, `status`, the exit
+status, Restart= and Result=oom-kill act on it, its output goes to the
+journal, and no Python stays resident.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from typing import Any
 
-from pyctr_systemd import definitions, launcher, rootfs
+from pyctr_systemd import cgroups, definitions, launcher, names, rootfs
 from pyctr_systemd.errors import PyctrError, SystemdError
-from pyctr_systemd.systemd import Systemd
+from pyctr_systemd.limits import unenforced, unit_properties
+from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
+from pyctr_systemd.unit import STOP_TIMEOUT_USEC
 
-SERVICE = "org.freedesktop.systemd1.Service"
 HANDOVER_TIMEOUT = 10.0
+# What a detached container keeps: none of `run -d`'s own options.
+_NOT_PASSED = ("detach",)
 
 
-def start(name: str) -> int:
+def detached_unit(name: str) -> str:
+    return f"pyctr-{name}.service"
+
+
+def start_defined(name: str) -> int:
+    """service-start: the ExecStart of pyctr@NAME.service."""
+    return launch({**definitions.load(name), "name": name}, definitions.service(name))
+
+
+def start_detached(values_json: str) -> int:
+    """service-run: the ExecStart of `run -d`'s transient service."""
+    values = json.loads(values_json)
+    values["args"], values["env"] = tuple(values["args"]), tuple(values["env"])
+    return launch(values, detached_unit(values["name"]))
+
+
+def launch(values: dict[str, Any], unit: str) -> int:
+    """Launch the container in this service's cgroup and hand its payload to systemd."""
     from pyctr_systemd.cli import run
 
     if not os.environ.get("NOTIFY_SOCKET"):
-        raise PyctrError(f"service-start is run by systemd: use systemctl start {definitions.service(name)}")
-    values: dict[str, Any] = {**definitions.load(name), "name": name}
-    config = run.config(**values)
-    spec = config.launch
+        raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
+    spec = run.config(**values).launch
     if not spec.rootfs:
         spec.rootfs, spec.ephemeral = rootfs.default(), True
     bus = Systemd()
@@ -43,7 +65,7 @@ def start(name: str) -> int:
         error = child.error()  # waits for the exec (or the reason it failed)
         if error is not None:
             raise error
-        _hand_over(bus, definitions.service(name), child.pid)
+        _hand_over(bus, unit, child.pid)
     except BaseException:
         os.kill(child.pid, 9)
         child.abort()
@@ -61,3 +83,59 @@ def _hand_over(bus: Systemd, unit: str, pid: int) -> None:
         if time.monotonic() > deadline:
             raise SystemdError(f"systemd did not take process {pid} as the main process of {unit}")
         time.sleep(0.001)
+
+
+def run_detached(values: dict[str, Any]) -> int:
+    """`pyctr run -d`: the container as the transient service pyctr-NAME.service."""
+    from pyctr_systemd.cli import run
+
+    name = names.validate(values["name"]) if values.get("name") else names.generate()
+    values = {k: v for k, v in values.items() if k not in _NOT_PASSED} | {"name": name}
+    config = run.config(**values)  # every check, before anything exists
+    unified = cgroups.is_unified()
+    for warning in unenforced(config.limits, unified):
+        os.write(2, f"pyctr: warning: {warning}\n".encode())
+    values["args"], values["env"] = list(values["args"]), list(values["env"])
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, "-m", "pyctr_systemd", "service-run", json.dumps(values)]
+    unit = detached_unit(name)
+    bus = Systemd()
+    bus.start_transient(
+        unit,
+        [
+            ("Description", "s", f"pyctr container {name}"),
+            ("Slice", "s", names.SLICE),
+            ("Type", "s", "notify"),
+            ("NotifyAccess", "s", "main"),
+            ("ExecStart", "a(sasb)", [(sys.executable, argv, False)]),
+            ("Environment", "as", [f"PYTHONPATH={package}"]),
+            ("Delegate", "b", True),
+            ("TimeoutStopUSec", "t", STOP_TIMEOUT_USEC),
+            ("LogExtraFields", "aay", [f"CONTAINER_NAME={name}".encode()]),
+            ("DevicePolicy", "s", "closed"),
+            *unit_properties(config.limits, unified),
+        ],
+    )
+    state = bus.unit_property(unit, UNIT, "ActiveState")
+    if state != "active":
+        reason = _last_journal_line(unit)
+        bus.reset_failed(unit)
+        raise PyctrError(f"container {name} did not start: {reason or state}")
+    print(name)
+    return 0
+
+
+def _last_journal_line(unit: str) -> str:
+    """The last line the unit's own processes logged (pyctr's error), not systemd's."""
+    import subprocess
+
+    for _ in range(20):  # journald may take a moment to store it
+        done = subprocess.run(
+            ["journalctl", f"_SYSTEMD_UNIT={unit}", "-n", "1", "-o", "cat", "--no-pager"],
+            capture_output=True,
+            text=True,
+        )
+        if done.stdout.strip():
+            return done.stdout.strip().removeprefix("pyctr: ")
+        time.sleep(0.05)
+    return ""

@@ -25,6 +25,7 @@ ROOT = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
 SCOPE = "org.freedesktop.systemd1.Scope"
+SERVICE = "org.freedesktop.systemd1.Service"
 JOB = "org.freedesktop.systemd1.Job"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 25.0
@@ -55,22 +56,40 @@ _BASIC = {
 }
 
 
+def split_signature(signature: str) -> list[str]:
+    """The complete types of a D-Bus signature in order: "sasb" -> ["s", "as", "b"]."""
+    types, i = [], 0
+    while i < len(signature):
+        j = i
+        while signature[j] == "a":
+            j += 1
+        if signature[j] == "(":
+            depth = 0
+            for k in range(j, len(signature)):
+                depth += {"(": 1, ")": -1}.get(signature[k], 0)
+                if depth == 0:
+                    j = k
+                    break
+        types.append(signature[i : j + 1])
+        i = j + 1
+    return types
+
+
 def _variant(signature: str, value: object) -> object:
     """A value typed exactly as `signature` says: systemd rejects, say, an int32 for a uint64."""
     if signature in _BASIC:
         return _BASIC[signature](value)
     if signature == "ay":
         return dbus.ByteArray(bytes(value))  # type: ignore[call-overload]
-    if signature.startswith("a(") and signature.endswith(")"):
-        inner = signature[2:-1]  # basic types only, one letter each
-        items: list[tuple[object, ...]] = list(value)  # type: ignore[call-overload]
-        structs = [
-            dbus.Struct([_variant(s, v) for s, v in zip(inner, item, strict=True)], signature=inner)
-            for item in items
-        ]
-        return dbus.Array(structs, signature=signature[1:])
-    if signature.startswith("a") and signature[1:] in _BASIC:
-        return dbus.Array([_variant(signature[1:], v) for v in value], signature=signature[1:])  # type: ignore[attr-defined]
+    if signature.startswith("(") and signature.endswith(")"):
+        inner = split_signature(signature[1:-1])
+        fields: tuple[object, ...] = tuple(value)  # type: ignore[arg-type]
+        return dbus.Struct(
+            [_variant(s, v) for s, v in zip(inner, fields, strict=True)], signature=signature[1:-1]
+        )
+    if signature.startswith("a"):
+        items: list[object] = list(value)  # type: ignore[call-overload]
+        return dbus.Array([_variant(signature[1:], v) for v in items], signature=signature[1:])
     raise ValueError(f"no D-Bus conversion for signature {signature!r}")
 
 
@@ -150,7 +169,7 @@ class Systemd:
         except BusError as e:
             raise SystemdError(f"systemd could not reload its units: {e}") from None
 
-    def start_scope(self, unit: str, properties: list[Property]) -> None:
+    def start_transient(self, unit: str, properties: list[Property]) -> None:
         """Create the transient scope and return once its start job is done.
 
         The job's outcome is not in the job object; the caller checks the effect
@@ -219,8 +238,9 @@ class Systemd:
             if e.name not in _NOT_THERE:
                 raise
 
-    def stop(self, unit: str, timeout: float = JOB_TIMEOUT) -> None:
-        """Stop `unit` and wait until systemd has unloaded it.
+    def stop(self, unit: str, timeout: float = JOB_TIMEOUT, unload: bool = True) -> None:
+        """Stop `unit` and wait until systemd has unloaded it (unless not `unload`:
+        a unit with a file, pyctr@NAME.service, stays loaded).
 
         Asking is much faster than waiting: left alone, systemd notices an
         emptied scope only after ~15 ms; a stop job finishes in ~1 ms.
@@ -232,6 +252,8 @@ class Systemd:
                 return
             raise SystemdError(f"cannot stop {unit}: {e}") from None
         self._wait_job(job, unit, timeout)
+        if not unload:
+            return
         deadline = time.monotonic() + timeout
         # CollectMode=inactive-or-failed: collected right after the job, failed or not.
         while self.unit_path(unit) is not None:

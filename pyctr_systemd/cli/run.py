@@ -81,6 +81,12 @@ OPTIONS = (
     Option("--cpus", type=float, help="CPU time limit in CPUs, e.g. 0.5 (CPUQuota=50%)."),
     Option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax)."),
     Option("--no-pivot", flag=True, help="Enter the rootfs with chroot instead of pivot_root."),
+    Option(
+        "-d",
+        "--detach",
+        flag=True,
+        help="Run as the service pyctr-NAME.service, output to the journal (pyctr logs NAME); print NAME.",
+    ),
 )
 _BY_NAME = {name: option for option in OPTIONS for name in option.names}
 
@@ -121,8 +127,6 @@ _BUNDLE_RUN_OPTIONS = (
     "--bundle",
     "--pid-file",
     "--console-socket",
-    "-d",
-    "--detach",
     "--no-new-keyring",
 )
 
@@ -195,6 +199,7 @@ def config(
     no_pivot: bool,
     command_only: bool,
     args: tuple[str, ...],
+    detach: bool = False,
 ) -> container.RunConfig:
     """The container to run, from the parsed options; raises on bad input."""
     root_arg, command = split_args(command_only, args)
@@ -224,4 +229,8 @@ def config(
 
 
 def execute(values: dict[str, Any]) -> int:
+    if values.get("detach"):
+        from pyctr_systemd import service
+
+        return service.run_detached(values)
     return container.run(config(**values))

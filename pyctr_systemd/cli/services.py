@@ -7,12 +7,15 @@ configuration from it, exactly as `systemctl start pyctr@NAME` will.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
 
 from pyctr_systemd import cgroups, definitions, names, service
 from pyctr_systemd.cli import run
+from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.systemd import UNIT, Systemd
 
 
@@ -82,7 +85,9 @@ def _define_command() -> click.Command:
 def undefine(container_name: str) -> None:
     """Stop a declared container and remove its definition and drop-in."""
     bus = Systemd()
-    bus.stop(definitions.service(names.validate(container_name)))
+    unit = definitions.service(names.validate(container_name))
+    bus.stop(unit, unload=False)
+    bus.reset_failed(unit)  # a failed run is forgotten with its definition
     definitions.remove(container_name)
     bus.reload()
 
@@ -104,7 +109,63 @@ def defined() -> None:
 @click.argument("container_name", metavar="NAME")
 def service_start(container_name: str) -> int:
     """The ExecStart of pyctr@NAME.service."""
-    return service.start(names.validate(container_name))
+    return service.start_defined(names.validate(container_name))
 
 
-COMMANDS = (_define_command(), undefine, defined, service_start)
+@click.command("service-run", hidden=True)
+@click.argument("values")
+def service_run(values: str) -> int:
+    """The ExecStart of `pyctr run -d`'s service."""
+    return service.start_detached(values)
+
+
+def _unit_of(bus: Systemd, name: str) -> str:
+    """The service of a defined or detached container."""
+    names.validate(name)
+    if name in definitions.defined():
+        return definitions.service(name)
+    unit = service.detached_unit(name)
+    if bus.unit_path(unit) is None:
+        raise PyctrError(f"no container {name}: neither defined nor running detached")
+    return unit
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
+@click.option("-n", "--lines", type=int, help="Only the last N lines.")
+@click.argument("container_name", metavar="NAME")
+def logs(container_name: str, follow: bool, lines: int | None) -> None:
+    """A container's output, from the journal (defined and detached containers)."""
+    unit = _unit_of(Systemd(), container_name)
+    argv = ["journalctl", "--unit", unit, "--output", "cat", "--no-pager"]
+    argv += ["--follow"] if follow else []
+    argv += ["--lines", str(lines)] if lines is not None else []
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+@click.command()
+@click.argument("container_name", metavar="NAME")
+def stop(container_name: str) -> None:
+    """Stop a detached or defined container (SIGTERM, then SIGKILL after 10s)."""
+    bus = Systemd()
+    bus.stop(_unit_of(bus, container_name), unload=False)
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Stop it first if it runs.")
+@click.argument("container_name", metavar="NAME")
+def rm(container_name: str, force: bool) -> None:
+    """Remove a stopped detached container (its service and its failed state)."""
+    bus = Systemd()
+    unit = service.detached_unit(names.validate(container_name))
+    state = bus.active_state(unit)
+    if state is None:
+        raise PyctrError(f"no detached container {container_name}")
+    if state in ("active", "activating", "deactivating", "reloading") and not force:
+        raise PyctrError(f"container {container_name} is {state}: stop it first, or rm -f")
+    bus.stop(unit, unload=False)
+    bus.reset_failed(unit)
+
+
+COMMANDS = (_define_command(), undefine, defined, service_start, service_run, logs, stop, rm)

@@ -17,6 +17,8 @@ from tests.integration.conftest import cgroup_file, show, systemctl, unit_pids
 
 UNITS = ("pyctr.slice", "pyctr@.service")
 WRAPPER = Path("/usr/local/bin/pyctr")  # the unit's ExecStart=pyctr finds it before /usr/bin
+# PID 1 of a pid namespace ignores signals it has no handler for: this one stops on SIGTERM.
+SLEEP = "trap 'exit 0' TERM; sleep 1000 & wait"
 
 
 @pytest.fixture
@@ -49,6 +51,10 @@ def wait_for(what: str, check: object, timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+def no_python_in(unit: str) -> bool:
+    return all(b"python" not in Path(f"/proc/{p}/cmdline").read_bytes() for p in unit_pids(unit))
+
+
 def journal(unit: str) -> str:
     return subprocess.run(
         ["journalctl", "-u", unit, "--no-pager", "-o", "cat"], capture_output=True, text=True
@@ -66,7 +72,7 @@ def test_define_start_stop_undefine(units: None) -> None:
         "--",
         "sh",
         "-c",
-        "echo web is up; exec sleep 1000",
+        f"echo web is up; {SLEEP}",
     )
     service = "pyctr@web.service"
     assert "web" in ok("defined")
@@ -80,8 +86,8 @@ def test_define_start_stop_undefine(units: None) -> None:
         )
         assert props["Slice"] == "pyctr.slice"
         main = int(props["MainPID"])
-        assert Path(f"/proc/{main}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
-        assert unit_pids(service) == [main]  # no Python stays resident
+        assert Path(f"/proc/{main}/cmdline").read_bytes().split(b"\0")[0] == b"sh"
+        wait_for("pyctr to leave the service", lambda: no_python_in(service))  # nothing stays resident
         assert cgroup_file(service, "pids", "pids.max", "pids.max") == "10"
         wait_for("the payload's output in the journal", lambda: "web is up" in journal(service))
         assert "web" in ok("defined").split()
@@ -94,8 +100,8 @@ def test_define_start_stop_undefine(units: None) -> None:
 
 
 def test_redefining_updates_the_limits(units: None) -> None:
-    ok("define", "db", "--memory", "32M", "--", "sleep", "1000")
-    ok("define", "db", "--memory", "48M", "--restart", "always", "--", "sleep", "1000")
+    ok("define", "db", "--memory", "32M", "--", "true")
+    ok("define", "db", "--memory", "48M", "--restart", "always", "--", "true")
     assert show("pyctr@db.service", "MemoryMax", "Restart") == {
         "MemoryMax": str(48 << 20),
         "Restart": "always",
@@ -134,3 +140,46 @@ def test_define_refuses_bad_input_and_writes_nothing(units: None, tmp_path: Path
         done = pyctr("define", *args)
         assert done.returncode == 125 and message in done.stderr, done.stderr
     assert definitions.defined() == []
+
+
+def test_run_detached_logs_stop_rm() -> None:
+    done = pyctr(
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--memory",
+        "32M",
+        "--",
+        "sh",
+        "-c",
+        f"echo hello from bg; {SLEEP}",
+    )
+    assert (done.returncode, done.stdout) == (0, "bg\n"), done.stderr
+    service = "pyctr-bg.service"
+    try:
+        props = show(service, "ActiveState", "MainPID", "MemoryMax", "Slice")
+        assert (props["ActiveState"], props["MemoryMax"], props["Slice"]) == (
+            "active",
+            str(32 << 20),
+            "pyctr.slice",
+        )
+        assert Path(f"/proc/{props['MainPID']}/cmdline").read_bytes().startswith(b"sh")
+        wait_for("pyctr to leave the service", lambda: no_python_in(service))  # nothing stays resident
+        wait_for("the output in the journal", lambda: "hello from bg" in pyctr("logs", "bg").stdout)
+        by_field = subprocess.run(
+            ["journalctl", "CONTAINER_NAME=bg", "-o", "cat"], capture_output=True, text=True
+        )
+        assert "hello from bg" in by_field.stdout
+        assert "is active" in pyctr("rm", "bg").stderr
+        ok("stop", "bg")
+    finally:
+        pyctr("rm", "--force", "bg")
+    assert systemctl("list-units", "--all", "--no-legend", service).stdout.strip() == ""
+
+
+def test_run_detached_that_cannot_start_says_why_and_leaves_nothing() -> None:
+    done = pyctr("run", "-d", "--name", "nf", "--", "/no/such/program")
+    assert done.returncode == 125 and "container nf did not start" in done.stderr, done.stderr
+    assert "/no/such/program" in done.stderr
+    assert systemctl("list-units", "--all", "--no-legend", "pyctr-nf.service").stdout.strip() == ""

@@ -39,10 +39,8 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ["--pid-file", "/run/c1.pid", "c1"],
         ["--pid-file=/run/c1.pid", "c1"],
         ["--console-socket", "/run/sock", "c1"],
-        ["-d", "c1"],
-        ["--detach", "c1"],
         ["--no-new-keyring", "c1"],
-        ["--no-pivot", "--detach", "c1"],
+        ["--no-pivot", "--pid-file", "/p", "c1"],
     ],
 )
 @pytest.mark.parametrize("where", ["bundle", "elsewhere"])
@@ -152,3 +150,13 @@ def test_parse_signal_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument) as e:
         parse_signal(text)
     assert str(e.value) == f"invalid signal {text!r}"
+
+
+def test_detach_alone_is_pyctrs_own_run_outside_a_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert not is_bundle_run(["-d", "--", "sleep", "1"])
+    assert not is_bundle_run(["-d", "c1"])  # no ./config.json: c1 is a ROOTFS
+    (tmp_path / "config.json").write_text("{}")
+    assert is_bundle_run(["-d", "c1"])  # runc run -d c1, inside the bundle
