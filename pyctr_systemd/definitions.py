@@ -90,6 +90,11 @@ def load(name: str) -> dict[str, object]:
     return values
 
 
+def restart_of(name: str) -> str:
+    with open(path(name)) as f:
+        return str(json.load(f).get("restart", "no"))
+
+
 def remove(name: str) -> None:
     found = False
     for target in (path(name), dropin_path(name)):

@@ -387,8 +387,12 @@ class Child:
             pass  # it failed; expect() or error() will say why
 
     def abort(self) -> LaunchError | None:
-        """Let the child exit (it sees the pipe close), reap it, say why it failed."""
+        """End the child (it has not exec'd the payload yet), reap it, say why it failed."""
         self.close()
+        try:
+            os.kill(self.pid, _signal.SIGKILL)  # it may be stuck in a hook or a console connect
+        except ProcessLookupError:
+            pass
         os.waitpid(self.pid, 0)
         return self.error()
 
@@ -461,12 +465,19 @@ def _child(spec: LaunchSpec, from_parent: int, to_parent: int) -> None:
         # A session of its own: no controlling terminal to push input into
         # (TIOCSTI), no process group shared with pyctr's caller (kill(0, ...)).
         os.setsid()
+        # Nothing of pyctr's (its bus connection) or its caller's stays with the container.
+        low, high = sorted((from_parent, to_parent))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, 1 << 20)
         if spec.hook_state is not None:
             spec.hook_state["pid"] = int(os.readlink("/proc/self"))  # as the host sees us
         fifo = os.open(spec.exec_fifo, os.O_PATH | os.O_CLOEXEC) if spec.exec_fifo else -1
         console = _connect_console(spec.console_socket) if spec.terminal else None
-        if spec.start_container_hooks:
-            import pyctr_systemd.hooks  # noqa: F401  # unreachable after pivot_root
+        if spec.start_container_hooks:  # unreachable after pivot_root
+            import subprocess  # noqa: F401
+
+            import pyctr_systemd.hooks  # noqa: F401
         ns_fds = _open_namespaces(spec)
         prepare(spec, ns_fds)
         os.write(to_parent, b"p")
@@ -480,11 +491,12 @@ def _child(spec: LaunchSpec, from_parent: int, to_parent: int) -> None:
         _run_hooks(spec, spec.create_container_hooks, "created")
         if new_root:
             _enter_root(spec)
+        if new_root:
+            os.makedirs(spec.cwd, exist_ok=True)  # as runc does for process.cwd
+        os.chdir(spec.cwd)  # first: a relative command is found from here, as runc finds it
         code = 127
         path = find_executable(spec)
         code = 125
-        os.makedirs(spec.cwd, exist_ok=True)  # as runc does for process.cwd
-        os.chdir(spec.cwd)
         if console is not None:
             _open_console(spec, console)
         os.write(to_parent, b"c")

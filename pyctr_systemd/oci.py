@@ -53,9 +53,12 @@ class CreateOptions:
 def write_pid_file(path: str, pid: int) -> None:
     """The pid, no newline (what conmon reads), written whole or not at all."""
     tmp = f"{path}.pyctr-tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise InvalidArgument(f"cannot write pid file {path}: {e.strerror}") from None
 
 
 def create(
@@ -144,6 +147,7 @@ def _process_defaults(config: spec.Config) -> dict[str, object]:
     p = config.process
     return {
         "env": list(p.env),
+        "cwd": p.cwd,
         "uid": p.uid,
         "gid": p.gid,
         "additionalGids": list(p.additional_gids),
@@ -160,27 +164,50 @@ def start(store: Store, container_id: str) -> None:
     status = store.status(record)
     if status != "created":
         raise InvalidState(f"cannot start a container that is {status} (only a created one)")
-    fifo = os.open(store.fifo(container_id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    pidfd = os.pidfd_open(record.pid)
+    try:
+        pidfd = os.pidfd_open(record.pid)
+    except ProcessLookupError:
+        raise InvalidState(f"container {container_id} ended before it could start") from None
+    try:
+        _release(store.fifo(container_id), pidfd, container_id)
+    finally:
+        os.close(pidfd)
+    for hook in record.hooks.get("poststart", []):
+        try:
+            hooks.run(hooks.from_json(hook), oci_state(record, "running"))
+        except hooks.HookError as e:
+            log.warning(f"poststart {e}")
+
+
+def _release(path: str, pidfd: int, container_id: str) -> None:
+    """Open the exec fifo (the container's init waits for a reader) and read its byte.
+
+    The path goes at once: whoever opened it first starts the container, and
+    the status is "running" from then on (the init holds the fifo open itself).
+    """
+    try:
+        fifo = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InvalidState(f"container {container_id} is already started") from None
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        os.close(fifo)
+        raise InvalidState(f"container {container_id} is already started") from None
     try:
         poller = select.poll()
         poller.register(fifo, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
         while True:
             ready = dict(poller.poll())
-            if fifo in ready and os.read(fifo, 1):
-                break
+            if fifo in ready and ready[fifo] & select.POLLIN and os.read(fifo, 1):
+                return
             if pidfd in ready:
                 raise InvalidState(f"container {container_id} ended before it could start")
+            if fifo in ready:  # a writer came and went without a word: not our init
+                poller.unregister(fifo)
     finally:
         os.close(fifo)
-        os.close(pidfd)
-    os.unlink(store.fifo(container_id))
-    for hook in record.hooks.get("poststart", []):
-        try:
-            hooks.run(hooks.from_json(hook), oci_state(record, "running"))
-        except hooks.HookError as e:
-            log.warning(f"poststart {e}")
 
 
 def run(store: Store, container_id: str, opts: CreateOptions, detach: bool) -> int:
@@ -193,8 +220,12 @@ def run(store: Store, container_id: str, opts: CreateOptions, detach: bool) -> i
 
     with container.Forwarding() as forwarding, console.Server(store, container_id, opts) as server:
         child, record = create(store, container_id, opts, server.path)
-        forwarding.to(child.pid)
-        master = server.receive() if server.path else -1
+        try:
+            forwarding.to(child.pid)
+            master = server.receive() if server.path else -1
+        except BaseException:
+            delete(store, container_id, force=True)
+            raise
         _start_or_delete(store, container_id)
         child.close()
         if master >= 0:
@@ -419,6 +450,10 @@ def exec_process(
         child.send(b"s")
         if detach:
             child.close()
+            error = child.error()  # the pipe closes at a successful exec
+            if error is not None:
+                os.waitpid(child.pid, 0)
+                raise error
             return 0
         status = container.wait(child, forwarding.pidfd)
     error = child.error()
@@ -469,7 +504,7 @@ def process_for_exec(
     data = {
         "args": args,
         "env": [f"{k}={v}" for k, v in env_map.items()],
-        "cwd": cwd or "/",
+        "cwd": cwd or str(base.get("cwd", "/")),
         "terminal": tty,
         "user": {"uid": uid, "gid": gid, "additionalGids": base["additionalGids"]},
         "capabilities": {

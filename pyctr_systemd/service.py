@@ -22,8 +22,9 @@ from typing import Any
 from pyctr_systemd import cgroups, definitions, launcher, names, rootfs
 from pyctr_systemd.errors import PyctrError, SystemdError
 from pyctr_systemd.limits import unenforced, unit_properties
+from pyctr_systemd.resources import Resources, properties
 from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
-from pyctr_systemd.unit import STOP_TIMEOUT_USEC
+from pyctr_systemd.unit import ACCOUNTING, STOP_TIMEOUT_USEC
 
 HANDOVER_TIMEOUT = 10.0
 # What a detached container keeps: none of `run -d`'s own options.
@@ -113,6 +114,7 @@ def run_detached(values: dict[str, Any]) -> int:
             ("TimeoutStopUSec", "t", STOP_TIMEOUT_USEC),
             ("LogExtraFields", "aay", [f"CONTAINER_NAME={name}".encode()]),
             ("DevicePolicy", "s", "closed"),
+            *ACCOUNTING,
             *unit_properties(config.limits, unified),
         ],
     )
@@ -123,6 +125,48 @@ def run_detached(values: dict[str, Any]) -> int:
         raise PyctrError(f"container {name} did not start: {reason or state}")
     print(name)
     return 0
+
+
+def update(name: str, res: Resources) -> None:
+    """`pyctr update NAME`: new limits for a defined or detached container, live
+    (SetUnitProperties) and, for a defined one, in its definition and drop-in too,
+    so they outlast a daemon-reload or a restart."""
+    bus = Systemd()
+    unified = cgroups.is_unified()
+    is_defined = name in definitions.defined()
+    unit = definitions.service(name) if is_defined else detached_unit(name)
+    if not is_defined and bus.unit_path(unit) is None:
+        raise PyctrError(f"container {name} does not exist")
+    props, warnings = properties(res, unified, devices=False)
+    for warning in warnings:
+        os.write(2, f"pyctr: warning: {warning}\n".encode())
+    if is_defined:
+        from pyctr_systemd.cli import run
+
+        values: dict[str, Any] = {**definitions.load(name), **_run_options(res)}
+        values["name"] = name
+        config = run.config(**values)
+        restart = definitions.restart_of(name)
+        dropin = definitions.render_dropin(name, restart, config.limits, unified)
+        values["args"], values["env"] = list(values["args"]), list(values["env"])
+        definitions.save(name, values, restart, dropin)
+        bus.reload()
+    if bus.active_state(unit) == "active" and props:
+        bus.set_properties(unit, props)
+
+
+def _run_options(res: Resources) -> dict[str, object]:
+    """The `pyctr run` option values that say what `res` does."""
+    changed: dict[str, object] = {}
+    if res.memory_limit is not None:
+        changed["memory"] = None if res.memory_limit < 0 else str(res.memory_limit)
+    if res.pids_limit is not None:
+        changed["pids_limit"] = res.pids_limit
+    if res.cpu_shares is not None:
+        changed["cpu_shares"], changed["cpu_weight"] = res.cpu_shares, None
+    if res.cpu_quota is not None:
+        changed["cpus"] = res.cpu_quota / (res.cpu_period or 100_000)
+    return changed
 
 
 def _last_journal_line(unit: str) -> str:

@@ -121,12 +121,14 @@ class Store:
 
     def reserve(self, container_id: str) -> str:
         """Claim the id: its directory is made, or the id is taken."""
-        os.makedirs(self.root, 0o711, exist_ok=True)
         path = self.dir(container_id)
         try:
+            os.makedirs(self.root, 0o711, exist_ok=True)
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise ContainerExists(f"container with id {container_id} already exists") from None
+        except OSError as e:
+            raise PyctrError(f"cannot make the state directory {path}: {e.strerror}") from None
         os.mkfifo(os.path.join(path, EXEC_FIFO), 0o600)
         return path
 

@@ -162,6 +162,16 @@ class Systemd:
                 return None
             raise
 
+    def unit_properties(self, path: str, interface: str) -> dict[str, object]:
+        """All properties of one interface of a unit, by object path, in one call."""
+        props: dict[str, object] = dict(self._call(path, PROPERTIES, "GetAll", "s", interface)[0])  # type: ignore[call-overload]
+        return props
+
+    def list_units(self, patterns: list[str]) -> list[tuple[str, str, str]]:
+        """(name, active state, object path) of the loaded units matching the glob patterns."""
+        units = self._call(ROOT, MANAGER, "ListUnitsByPatterns", "asas", [], patterns)[0]
+        return [(str(u[0]), str(u[3]), str(u[6])) for u in units]  # type: ignore[attr-defined]
+
     def reload(self) -> None:
         """systemctl daemon-reload: returns once systemd has read its unit files again."""
         try:

@@ -13,6 +13,12 @@ from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.limits import Property
 
 STOP_TIMEOUT_USEC = 10_000_000  # docker's default grace before SIGKILL
+# What `pyctr stats` and systemd-cgtop report, whatever the slice says.
+ACCOUNTING: list[Property] = [
+    ("CPUAccounting", "b", True),
+    ("MemoryAccounting", "b", True),
+    ("TasksAccounting", "b", True),
+]
 ANNOTATION_PREFIX = "org.systemd.property."
 _TYPED = {"uint64": "t", "int64": "x", "uint32": "u", "int32": "i", "uint16": "q", "int16": "n", "byte": "y"}
 _TYPED.update({f"@{sig}": sig for sig in _TYPED.values()})
@@ -122,5 +128,6 @@ def scope_properties(description: str, slice: str, pid: int, extra: list[Propert
         # Collect the unit even when it failed (an OOM kill fails it on v2).
         ("CollectMode", "s", "inactive-or-failed"),
         ("TimeoutStopUSec", "t", STOP_TIMEOUT_USEC),
+        *ACCOUNTING,
         *extra,
     ]

@@ -222,7 +222,12 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
             cpu_cpus=flags["cpuset_cpus"],
             cpu_mems=flags["cpuset_mems"],
         )
-    oci.update(g.store, container_id, res, warnings)
+    if container_id in g.store.ids():
+        oci.update(g.store, container_id, res, warnings)
+    else:  # a defined or detached container (pyctr define, pyctr run -d)
+        from pyctr_systemd import service
+
+        service.update(container_id, res)
 
 
 def _read(path: str) -> str:

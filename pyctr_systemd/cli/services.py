@@ -7,13 +7,14 @@ configuration from it, exactly as `systemctl start pyctr@NAME` will.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
 
 import click
 
-from pyctr_systemd import cgroups, definitions, names, service
+from pyctr_systemd import cgroups, definitions, names, service, stats
 from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.systemd import UNIT, Systemd
@@ -168,4 +169,16 @@ def rm(container_name: str, force: bool) -> None:
     bus.reset_failed(unit)
 
 
-COMMANDS = (_define_command(), undefine, defined, service_start, service_run, logs, stop, rm)
+@click.command("stats")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_names", nargs=-1, metavar="[NAME]...")
+def stats_command(fmt: str, container_names: tuple[str, ...]) -> None:
+    """CPU time, memory and tasks of running containers, as systemd accounts them."""
+    rows = stats.collect(Systemd(), list(container_names))
+    missing = set(container_names) - {str(r["name"]) for r in rows}
+    if missing:
+        raise PyctrError(f"no running container {', '.join(sorted(missing))}")
+    click.echo(json.dumps(rows) if fmt == "json" else stats.table(rows), nl=fmt == "json")
+
+
+COMMANDS = (_define_command(), undefine, defined, service_start, service_run, logs, stop, rm, stats_command)

@@ -152,7 +152,7 @@ def read(args: list[str]) -> tuple[str, dict[str, object], dict[str, object]] | 
     if end is None or g.get("log_format", "text") not in ("text", "json"):
         return None
     words = rest[end:]
-    if not required <= len(words) <= len(positional) or any(w.startswith("-") for w in words[:1]):
+    if not required <= len(words) <= len(positional) or any(w.startswith("-") for w in words):
         return None
     kwargs.update(zip(positional, words, strict=False))
     return verb, g, kwargs

@@ -384,3 +384,20 @@ def test_what_pyctr_cannot_honour_is_said(oci_bundle: Bundle) -> None:
     oci_bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     oci_bundle.write()
     assert "linux.uidMappings" in refused("run", "--bundle", str(oci_bundle.path), new_id())
+
+
+def test_start_container_hook_alone_and_a_relative_command_from_cwd(oci_bundle: Bundle) -> None:
+    # Only a startContainer hook: it runs after pivot_root, where nothing more can be imported.
+    oci_bundle.config["hooks"] = {
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /state"]}]
+    }
+    app = oci_bundle.rootfs / "app"
+    app.mkdir()
+    (app / "entry.sh").write_text("#!/bin/sh\necho entry in $PWD; cat /state\n")
+    (app / "entry.sh").chmod(0o755)
+    oci_bundle.process["cwd"] = "/app"
+    oci_bundle.write("./entry.sh")
+    done = pyctr("run", "--bundle", str(oci_bundle.path), new_id())
+    assert done.returncode == 0, done.stderr
+    first, state = done.stdout.split("\n", 1)
+    assert first == "entry in /app" and json.loads(state)["status"] == "running"

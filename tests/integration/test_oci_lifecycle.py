@@ -297,3 +297,19 @@ def test_features_describes_the_runtime() -> None:
     features = json.loads(ok("features"))
     assert features["linux"]["cgroup"]["systemd"] is True
     assert "rbind" in features["mountOptions"] and "createRuntime" in features["hooks"]
+
+
+def test_exec_detached_that_cannot_run_fails(running: tuple[str, int]) -> None:
+    cid, _ = running
+    done = pyctr("exec", "-d", cid, "/etc/passwd")
+    assert done.returncode == 126 and "Permission denied" in done.stderr, done.stderr
+
+
+def test_an_unwritable_pid_file_is_one_line_and_leaves_nothing(oci_bundle: Bundle, tmp_path: Path) -> None:
+    cid = new_id()
+    oci_bundle.write("true")
+    line = refused(
+        "create", "--bundle", str(oci_bundle.path), "--pid-file", str(tmp_path / "no/such/pid"), cid
+    )
+    assert "cannot write pid file" in line
+    assert not (STATE_ROOT / cid).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyctr_systemd import definitions
+from pyctr_systemd import cgroups, definitions
 from tests.cli import CHECKOUT, pyctr
 from tests.integration.conftest import cgroup_file, show, systemctl, unit_pids
 
@@ -183,3 +184,63 @@ def test_run_detached_that_cannot_start_says_why_and_leaves_nothing() -> None:
     assert done.returncode == 125 and "container nf did not start" in done.stderr, done.stderr
     assert "/no/such/program" in done.stderr
     assert systemctl("list-units", "--all", "--no-legend", "pyctr-nf.service").stdout.strip() == ""
+
+
+def test_stats_cgls_and_cgtop_show_the_container() -> None:
+    ok("run", "-d", "--name", "seen", "--memory", "32M", "--pids-limit", "20", "--", "sh", "-c", SLEEP)
+    service = "pyctr-seen.service"
+    try:
+        row = next(r for r in json.loads(ok("stats", "--format", "json", "seen")) if r["name"] == "seen")
+        assert (row["unit"], row["MemoryMax"], row["TasksMax"]) == (service, 32 << 20, 20)
+        assert row["TasksCurrent"] >= 1 and row["MemoryCurrent"] > 0
+        # systemd counts CPU time on v1 only where cpu and cpuacct share a hierarchy, as
+        # systemd itself mounts them; our machines mount them apart.
+        shared = any({"cpu", "cpuacct"} <= m.controllers() for m in cgroups.mounts())
+        if cgroups.is_unified() or shared:
+            assert row["CPUUsageNSec"] is not None
+        table = ok("stats").splitlines()
+        assert table[0].split()[:3] == ["NAME", "UNIT", "CPU"] and any(
+            line.startswith("seen ") for line in table
+        )
+        assert "no running container nosuch" in pyctr("stats", "nosuch").stderr
+        cgls = subprocess.run(
+            ["systemd-cgls", "--no-pager", "-u", "pyctr.slice"], capture_output=True, text=True
+        )
+        assert service in cgls.stdout and "sleep 1000" in cgls.stdout, cgls.stdout
+        top = subprocess.run(
+            ["systemd-cgtop", "--batch", "--raw", "--iterations=2", "--delay=0.2", "pyctr.slice"],
+            capture_output=True,
+            text=True,
+        )
+        lines = [
+            line.split() for line in top.stdout.splitlines() if line.split()[:1] == [f"pyctr.slice/{service}"]
+        ]
+        assert lines and int(lines[-1][1]) >= 1, top.stdout  # the tasks column
+    finally:
+        ok("stop", "seen")
+        pyctr("rm", "seen")
+
+
+def test_update_is_live_and_persists_for_a_defined_container(units: None) -> None:
+    ok("define", "upd", "--memory", "32M", "--", "sh", "-c", SLEEP)
+    service = "pyctr@upd.service"
+    systemctl("start", service)
+    try:
+        ok("update", "--memory", "64M", "--pids-limit", "30", "upd")
+        assert show(service, "MemoryMax", "TasksMax") == {"MemoryMax": str(64 << 20), "TasksMax": "30"}
+        assert cgroup_file(service, "pids", "pids.max", "pids.max") == "30"
+        systemctl("daemon-reload")
+        assert show(service, "MemoryMax", "TasksMax") == {"MemoryMax": str(64 << 20), "TasksMax": "30"}
+        assert "MemoryMax=67108864" in Path(definitions.dropin_path("upd")).read_text()
+    finally:
+        systemctl("stop", service)
+
+
+def test_enable_starts_it_at_boot(units: None) -> None:
+    ok("define", "boot", "--", "true")
+    systemctl("enable", "pyctr@boot.service")
+    try:
+        assert systemctl("is-enabled", "pyctr@boot.service", check=False).stdout.strip() == "enabled"
+        assert Path(definitions.UNIT_DIR, "multi-user.target.wants", "pyctr@boot.service").is_symlink()
+    finally:
+        systemctl("disable", "pyctr@boot.service")

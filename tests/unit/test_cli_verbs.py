@@ -47,6 +47,8 @@ LEFT_TO_CLICK = [
     ["--log-format", "xml", "state", "c1"],
     ["kill", "c1", "9", "extra"],
     ["kill", "-af", "c1"],
+    ["kill", "c1", "--all"],
+    ["kill", "c1", "-a", "9"],
     ["delete", "--forc", "c1"],
     ["state"],
     ["list"],

@@ -183,6 +183,9 @@ def test_scope_properties() -> None:
         ("PIDs", "au", [4242]),
         ("CollectMode", "s", "inactive-or-failed"),
         ("TimeoutStopUSec", "t", 10_000_000),
+        ("CPUAccounting", "b", True),
+        ("MemoryAccounting", "b", True),
+        ("TasksAccounting", "b", True),
         ("MemoryMax", "t", 1024),
         ("Delegate", "b", True),
     ]
@@ -195,4 +198,7 @@ def test_scope_properties_without_extras() -> None:
         "PIDs",
         "CollectMode",
         "TimeoutStopUSec",
+        "CPUAccounting",
+        "MemoryAccounting",
+        "TasksAccounting",
     ]
