@@ -42,10 +42,11 @@ class OutOfMemory(PyctrError):
 
 
 class RunConfig:
-    __slots__ = ("name", "launch", "limits")
+    __slots__ = ("name", "launch", "limits", "machine")
 
-    def __init__(self, name: str, launch: launcher.LaunchSpec, limits: Limits) -> None:
+    def __init__(self, name: str, launch: launcher.LaunchSpec, limits: Limits, machine: bool = False) -> None:
         self.name, self.launch, self.limits = name, launch, limits
+        self.machine = machine  # register with systemd-machined
 
 
 # Only the pseudo devices the launcher creates (null, zero, full, random,
@@ -105,6 +106,10 @@ def run(config: RunConfig) -> int:
         forwarding.to(child.pid)
         watch = OomWatch(paths)
         try:
+            if config.machine:
+                from pyctr_systemd import machined
+
+                machined.register(bus, config.name, child.pid, config.launch.rootfs)
             child.send(b"s")
             status = wait(child, forwarding.pidfd, watch)
         finally:

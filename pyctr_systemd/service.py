@@ -53,7 +53,8 @@ def launch(values: dict[str, Any], unit: str) -> int:
 
     if not os.environ.get("NOTIFY_SOCKET"):
         raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
-    spec = run.config(**values).launch
+    config = run.config(**values)
+    spec = config.launch
     if not spec.rootfs:
         spec.rootfs, spec.ephemeral = rootfs.default(), True
     bus = Systemd()
@@ -66,6 +67,10 @@ def launch(values: dict[str, Any], unit: str) -> int:
         error = child.error()  # waits for the exec (or the reason it failed)
         if error is not None:
             raise error
+        if config.machine:
+            from pyctr_systemd import machined
+
+            machined.register(bus, config.name, child.pid, spec.rootfs)
         _hand_over(bus, unit, child.pid)
     except BaseException:
         os.kill(child.pid, 9)

@@ -106,8 +106,22 @@ class Systemd:
     def _call(
         self, path: str, interface: str, method: str, signature: str = "", *args: object
     ) -> list[object]:
-        msg = dbus.MethodCallMessage(SYSTEMD, path, interface, method)
-        msg.set_auto_start(False)  # systemd is PID 1: if it is not on the bus, nothing is to start
+        # systemd is PID 1: if it is not on the bus, nothing is to start.
+        return self.call(SYSTEMD, path, interface, method, signature, *args, auto_start=False)
+
+    def call(
+        self,
+        destination: str,
+        path: str,
+        interface: str,
+        method: str,
+        signature: str = "",
+        *args: object,
+        auto_start: bool = True,
+    ) -> list[object]:
+        """One method call on the system bus; an error reply raises BusError."""
+        msg = dbus.MethodCallMessage(destination, path, interface, method)
+        msg.set_auto_start(auto_start)
         if signature:
             msg.append(*args, signature=signature)
         replies: list[dbus.Message] = []
@@ -116,7 +130,7 @@ class Systemd:
         if isinstance(reply, dbus.ErrorMessage):
             name = reply.get_error_name()
             text = (reply.get_args_list() or [name])[0]
-            if name in _NO_SYSTEMD:
+            if name in _NO_SYSTEMD and destination == SYSTEMD:
                 raise SystemdError(f"systemd is not available on the system bus: {text}")
             raise BusError(name, str(text))
         return reply.get_args_list()  # type: ignore[no-any-return]

@@ -82,6 +82,11 @@ OPTIONS = (
     Option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax)."),
     Option("--no-pivot", flag=True, help="Enter the rootfs with chroot instead of pivot_root."),
     Option(
+        "--machine",
+        flag=True,
+        help="Register with systemd-machined, for machinectl (visible to every local user).",
+    ),
+    Option(
         "-d",
         "--detach",
         flag=True,
@@ -200,6 +205,7 @@ def config(
     command_only: bool,
     args: tuple[str, ...],
     detach: bool = False,
+    machine: bool = False,
 ) -> container.RunConfig:
     """The container to run, from the parsed options; raises on bad input."""
     root_arg, command = split_args(command_only, args)
@@ -225,7 +231,7 @@ def config(
         hostname=hostname,
         pivot=not no_pivot,
     )
-    return container.RunConfig(name=name, launch=spec, limits=limits)
+    return container.RunConfig(name=name, launch=spec, limits=limits, machine=machine)
 
 
 def execute(values: dict[str, Any]) -> int:

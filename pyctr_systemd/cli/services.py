@@ -45,7 +45,7 @@ def _define_command() -> click.Command:
             help=o.help,
         )
         for o in run.OPTIONS
-        if o.dest != "name"
+        if o.dest not in ("name", "detach")
     ]
     params += [
         click.Option(

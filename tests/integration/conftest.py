@@ -186,3 +186,30 @@ class Bundle:
 @pytest.fixture
 def oci_bundle(tmp_path: Path) -> Bundle:
     return Bundle(tmp_path / "bundle")
+
+
+UNITS = ("pyctr.slice", "pyctr@.service")
+WRAPPER = Path("/usr/local/bin/pyctr")  # the unit's ExecStart=pyctr finds it before /usr/bin
+
+
+@pytest.fixture
+def units() -> Iterator[None]:
+    """pyctr's units installed, and `pyctr` on systemd's search path running this checkout."""
+    import shutil
+    import sys
+
+    from pyctr_systemd import definitions
+    from tests.cli import CHECKOUT, pyctr
+
+    for unit in UNITS:
+        shutil.copy(CHECKOUT / "units" / unit, Path(definitions.UNIT_DIR) / unit)
+    WRAPPER.write_text(f'#!/bin/sh\nPYTHONPATH={CHECKOUT} exec {sys.executable} -m pyctr_systemd "$@"\n')
+    WRAPPER.chmod(0o755)
+    systemctl("daemon-reload")
+    yield
+    for name in definitions.defined():
+        pyctr("undefine", name)
+    for unit in UNITS:
+        (Path(definitions.UNIT_DIR) / unit).unlink()
+    WRAPPER.unlink()
+    systemctl("daemon-reload")

@@ -48,7 +48,7 @@ PACKAGES = [
 ]
 # Installed by apt in a second step: debootstrap fails configuring
 # golang-github-containers-common (podman's) among its base packages.
-APT_PACKAGES = ["podman", "crun", "runc"]
+APT_PACKAGES = ["podman", "crun", "runc", "systemd-container"]
 # Loaded by our initramfs, dependencies first (modules.dep adds what is missing).
 # ext4 wants crc32c only as a soft dependency, which modules.dep does not list.
 MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "9pnet_virtio", "9p"]
