@@ -58,18 +58,7 @@ class _RunCommand(click.Command):
 
 
 def _run_command() -> click.Command:
-    params: list[click.Parameter] = [
-        click.Option(
-            [*o.names, o.dest],
-            type=None if o.flag else o.type,
-            multiple=o.multiple,
-            is_flag=o.flag,
-            default=o.default,
-            metavar=o.metavar,
-            help=o.help,
-        )
-        for o in run.OPTIONS
-    ]
+    params = services.run_options()
     params.append(
         click.Argument(["args"], nargs=-1, type=click.UNPROCESSED, metavar="[ROOTFS] [-- CMD [ARG]...]")
     )

@@ -33,8 +33,9 @@ class _DefineCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
-def _define_command() -> click.Command:
-    params: list[click.Parameter] = [
+def run_options(exclude: tuple[str, ...] = ()) -> list[click.Parameter]:
+    """click options for `pyctr run`'s table (cli.run.OPTIONS), for run and define alike."""
+    return [
         click.Option(
             [*o.names, o.dest],
             type=None if o.flag else o.type,
@@ -45,8 +46,12 @@ def _define_command() -> click.Command:
             help=o.help,
         )
         for o in run.OPTIONS
-        if o.dest not in ("name", "detach")
+        if o.dest not in exclude
     ]
+
+
+def _define_command() -> click.Command:
+    params = run_options(exclude=("name", "detach"))
     params += [
         click.Option(
             ["--restart"],

@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from shutil import which as shutil_which
 from typing import Any
 
 import pytest
@@ -102,6 +103,13 @@ def _slice_children() -> list[str]:
     return found
 
 
+def _machines() -> list[str]:
+    if not shutil_which("machinectl"):
+        return []
+    out = subprocess.run(["machinectl", "list", "--no-legend"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
 def _state_dirs() -> list[str]:
     return sorted(str(p) for p in STATE_ROOT.iterdir()) if STATE_ROOT.is_dir() else []
 
@@ -120,7 +128,7 @@ def nothing_left_behind() -> Iterator[None]:
         time.sleep(0.1)  # podman's conmon may outlive `podman run` by a moment
         units = _our_units()
     groups, new_mounts = _slice_children(), _mountpoints() - mounts
-    states = _state_dirs()
+    states, machines = _state_dirs(), _machines()
     for unit in units:  # clean up so one leak does not fail every later test
         systemctl("kill", "--signal=KILL", unit, check=False)
         systemctl("stop", unit, check=False)
@@ -129,6 +137,7 @@ def nothing_left_behind() -> Iterator[None]:
         subprocess.run(["rm", "-rf", state], check=False)
     assert units == [], f"units left behind: {units}"
     assert states == [], f"container state left behind: {states}"
+    assert machines == [], f"machine registrations left behind: {machines}"
     assert groups == [], f"cgroups left behind: {groups}"
     assert new_mounts == set(), f"mounts left behind: {new_mounts}"
 

@@ -224,7 +224,10 @@ def test_enable_starts_it_at_boot(units: None) -> None:
 
 
 def test_an_oom_killed_container_shows_it(units: None) -> None:
-    eater = 'x=0123456789abcdef; while :; do x="$x$x"; done'
+    # A worker of the container's init eats memory: systemd reports an OOM kill by the
+    # kernel's count in memory.events; when the main process itself is the victim, its
+    # SIGCHLD wins the race and the result reads "signal" (as in systemd's own TEST-55).
+    eater = '(x=0123456789abcdef; while :; do x="$x$x"; done) & wait $!; exit $?'
     ok("define", "eater", "--memory", "16M", "--memory-swap", "0", "--", "sh", "-c", eater)
     service = "pyctr@eater.service"
     systemctl("start", service, check=False)
@@ -235,10 +238,8 @@ def test_an_oom_killed_container_shows_it(units: None) -> None:
         props = show(service, "Result", "ExecMainCode", "ExecMainStatus")
         if cgroups.is_unified():
             assert props["Result"] == "oom-kill", props
-        else:  # systemd 252 sees OOM kills only on the unified hierarchy; the kill itself shows
-            assert (props["ExecMainCode"], props["ExecMainStatus"]) == ("2", "9"), (
-                props
-            )  # CLD_KILLED, SIGKILL
+        else:  # systemd 252 sees OOM kills only on the unified hierarchy: a failure, by signal or status
+            assert props["Result"] in ("signal", "exit-code"), props
     finally:
         systemctl("stop", service)
         systemctl("reset-failed", service, check=False)
