@@ -23,23 +23,15 @@ from types import TracebackType
 
 from pyctr_systemd.errors import PyctrError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pyctr_systemd.oci import CreateOptions
-    from pyctr_systemd.state import Store
-
 
 class Server:
     """A console socket of our own, if the container wants a terminal and none was given."""
 
-    def __init__(self, store: Store, container_id: str, opts: CreateOptions) -> None:
-        from pyctr_systemd import spec
-
+    def __init__(self, wanted: bool) -> None:
         self.path = ""
         self._dir = ""
         self._sock: socket.socket | None = None
-        config = spec.load(opts.bundle)
-        if config.process.terminal and not opts.console_socket:
+        if wanted:
             self._dir = tempfile.mkdtemp(prefix="pyctr-console-")
             self.path = os.path.join(self._dir, "console.sock")
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

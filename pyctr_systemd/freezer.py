@@ -48,12 +48,15 @@ def _v1_root() -> str:
     raise PyctrError("cannot pause: this system has no freezer cgroup")
 
 
+def _v1_group(root: str, unit: str) -> str:
+    return os.path.join(root, V1_DIR, unit)
+
+
 def freeze(bus: Systemd, unit: str, pid: int) -> None:
     if cgroups.is_unified():
         bus.freeze(unit, True)
         return
-    root = _v1_root()
-    group = os.path.join(root, V1_DIR, unit)
+    group = _v1_group(_v1_root(), unit)
     os.makedirs(group, exist_ok=True)
     control = bus.unit_property(unit, SCOPE, "ControlGroup")
     for p in cgroups.procs(str(control)) if control else [pid]:
@@ -67,7 +70,7 @@ def thaw(bus: Systemd, unit: str, pid: int) -> None:
         bus.freeze(unit, False)
         return
     root = _v1_root()
-    group = os.path.join(root, V1_DIR, unit)
+    group = _v1_group(root, unit)
     if not os.path.isdir(group):
         return
     _set_state(group, "THAWED")

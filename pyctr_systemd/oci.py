@@ -13,7 +13,7 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
 
-from pyctr_systemd import cgroups, container, freezer, hooks, log, names, resources, spec, unit
+from pyctr_systemd import cgroups, container, freezer, hooks, log, mounts, names, resources, spec, unit
 from pyctr_systemd.errors import InvalidArgument, NotRoot, PyctrError, RootfsError, SystemdError
 from pyctr_systemd.launcher import Child, LaunchSpec
 from pyctr_systemd.state import (
@@ -62,15 +62,20 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def create(
-    store: Store, container_id: str, opts: CreateOptions, own_console: str = ""
+    store: Store,
+    container_id: str,
+    opts: CreateOptions,
+    own_console: str = "",
+    config: spec.Config | None = None,
 ) -> tuple[Child, Record]:
     """Create the container; on any failure nothing is left (no process, unit or state).
 
-    own_console: a socket path of our own for a terminal (`run` in the foreground).
+    own_console: a socket path of our own for a terminal (`run` in the foreground);
+    config: the bundle's config.json, if the caller has read it already.
     """
     _require_root()
     names.validate_id(container_id)
-    config = spec.load(opts.bundle)
+    config = config or spec.load(opts.bundle)
     if not os.path.isdir(config.root_path):
         raise RootfsError(f"rootfs {config.root_path} does not exist or is not a directory")
     console = opts.console_socket or own_console
@@ -172,11 +177,16 @@ def start(store: Store, container_id: str) -> None:
         _release(store.fifo(container_id), pidfd, container_id)
     finally:
         os.close(pidfd)
-    for hook in record.hooks.get("poststart", []):
+    _run_recorded_hooks(record, "poststart", "running")
+
+
+def _run_recorded_hooks(record: Record, kind: str, status: str) -> None:
+    """poststart and poststop: their failures are warnings (runtime-spec), not errors."""
+    for hook in record.hooks.get(kind, []):
         try:
-            hooks.run(hooks.from_json(hook), oci_state(record, "running"))
+            hooks.run(hooks.from_json(hook), oci_state(record, status))
         except hooks.HookError as e:
-            log.warning(f"poststart {e}")
+            log.warning(f"{kind} {e}")
 
 
 def _release(path: str, pidfd: int, container_id: str) -> None:
@@ -218,8 +228,10 @@ def run(store: Store, container_id: str, opts: CreateOptions, detach: bool) -> i
         return 0
     from pyctr_systemd import console
 
-    with container.Forwarding() as forwarding, console.Server(store, container_id, opts) as server:
-        child, record = create(store, container_id, opts, server.path)
+    config = spec.load(opts.bundle)
+    own = config.process.terminal and not opts.console_socket
+    with container.Forwarding() as forwarding, console.Server(own) as server:
+        child, record = create(store, container_id, opts, server.path, config)
         try:
             forwarding.to(child.pid)
             master = server.receive() if server.path else -1
@@ -266,12 +278,13 @@ def list_all(store: Store) -> list[dict[str, object]]:
     return found
 
 
-def _running(store: Store, container_id: str) -> Record:
+def _running(store: Store, container_id: str) -> tuple[Record, str]:
+    """The record of a container that is not stopped, and its status."""
     record = store.load(container_id)
     status = _status(store, record)
     if status == "stopped":
         raise InvalidState(f"container {container_id} is not running")
-    return record
+    return record, status
 
 
 def parse_signal(text: str) -> int:
@@ -292,7 +305,7 @@ def parse_signal(text: str) -> int:
 
 
 def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
-    record = _running(store, container_id)
+    record, _ = _running(store, container_id)
     if all_processes:
         Systemd().kill(record.unit, "all", sig)
         return
@@ -331,11 +344,7 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
             freezer.thaw(bus, record.unit, record.pid)
         _kill_and_wait(bus, record)
     bus.stop(record.unit)
-    for hook in record.hooks.get("poststop", []):
-        try:
-            hooks.run(hooks.from_json(hook), oci_state(record, "stopped"))
-        except hooks.HookError as e:
-            log.warning(f"poststop {e}")
+    _run_recorded_hooks(record, "poststop", "stopped")
     store.remove(container_id)
 
 
@@ -356,21 +365,21 @@ def _kill_and_wait(bus: Systemd, record: Record) -> None:
 
 
 def pause(store: Store, container_id: str) -> None:
-    record = _running(store, container_id)
-    if _status(store, record) != "running":
+    record, status = _running(store, container_id)
+    if status != "running":
         raise InvalidState(f"container {container_id} is not running")
     freezer.freeze(Systemd(), record.unit, record.pid)
 
 
 def resume(store: Store, container_id: str) -> None:
-    record = _running(store, container_id)
-    if _status(store, record) != "paused":
+    record, status = _running(store, container_id)
+    if status != "paused":
         raise InvalidState(f"container {container_id} is not paused")
     freezer.thaw(Systemd(), record.unit, record.pid)
 
 
 def pids(store: Store, container_id: str) -> list[int]:
-    record = _running(store, container_id)
+    record, _ = _running(store, container_id)
     group = Systemd().unit_property(record.unit, "org.freedesktop.systemd1.Scope", "ControlGroup")
     return cgroups.procs(str(group)) if group else []
 
@@ -389,7 +398,8 @@ def ps_table(found: list[int], ps_args: list[str]) -> str:
     if "PID" not in header:
         raise InvalidArgument("ps output has no PID column (give ps arguments that print one)")
     column = header.index("PID")
-    keep = [line for line in lines[1:] if _field(line, column) in {str(p) for p in found}]
+    wanted = {str(p) for p in found}
+    keep = [line for line in lines[1:] if _field(line, column) in wanted]
     return "\n".join([lines[0], *keep]) + "\n"
 
 
@@ -399,7 +409,7 @@ def _field(line: str, column: int) -> str:
 
 
 def update(store: Store, container_id: str, res: resources.Resources, warnings: list[str]) -> None:
-    record = _running(store, container_id)
+    record, _ = _running(store, container_id)
     props, more = resources.properties(res, cgroups.is_unified(), devices=bool(res.devices))
     for message in warnings + more:
         log.warning(message)
@@ -418,8 +428,8 @@ def exec_process(
 ) -> int:
     """Run `process` inside the running container: its namespaces, its unit's cgroup."""
     _require_root()
-    record = _running(store, container_id)
-    if _status(store, record) != "running":
+    record, status = _running(store, container_id)
+    if status != "running":
         raise InvalidState(f"cannot exec in container {container_id}: it is not running")
     if process.terminal and not console_socket:
         raise InvalidArgument("a terminal for exec needs --console-socket")
@@ -455,11 +465,11 @@ def exec_process(
                 os.waitpid(child.pid, 0)
                 raise error
             return 0
-        status = container.wait(child, forwarding.pidfd)
+        ended = container.wait(child, forwarding.pidfd)
     error = child.error()
     if error is not None:
         raise error
-    return container.exit_code(status)
+    return container.exit_code(ended)
 
 
 def _namespaces_of(pid: int) -> tuple[tuple[int, str], ...]:
@@ -523,7 +533,7 @@ def features() -> dict[str, object]:
         "ociVersionMax": "1.1.0",
         "hooks": list(hooks.KINDS),
         "mountOptions": sorted(
-            [*resources_mount_options(), "bind", "rbind"],
+            [*mounts.FLAG_NAMES, *mounts.PROPAGATION, "bind", "rbind"],
         ),
         "linux": {
             "namespaces": [n for n in spec.NAMESPACES if n not in spec.UNSUPPORTED_NAMESPACES],
@@ -535,9 +545,3 @@ def features() -> dict[str, object]:
         },
         "annotations": {"org.systemd.property.*": "set as a property of the container's unit"},
     }
-
-
-def resources_mount_options() -> list[str]:
-    from pyctr_systemd import mounts
-
-    return [*mounts.FLAG_NAMES, *mounts.PROPAGATION]

@@ -172,18 +172,13 @@ def device_properties(rules: tuple[DeviceRule, ...]) -> tuple[list[Property], li
                 f"device rule {rule.kind} {rule.major}:* cannot be expressed for systemd; ignored"
             )
             continue
-        if rule.kind == "a":
-            names = ["char-*", "block-*"]
+        entry = (name, rule.access or "rwm")
+        if rule.allow:
+            allowed.append(entry)
+        elif entry in allowed:
+            allowed.remove(entry)
         else:
-            names = [name]
-        for n in names:
-            entry = (n, rule.access or "rwm")
-            if rule.allow:
-                allowed.append(entry)
-            elif entry in allowed:
-                allowed.remove(entry)
-            else:
-                warnings.append(f"device deny rule for {n} after the allow list cannot be expressed; ignored")
+            warnings.append(f"device deny rule for {name} after the allow list cannot be expressed; ignored")
     props: list[Property] = [("DevicePolicy", "s", policy)]
     if policy == "strict":
         props.append(("DeviceAllow", "a(ss)", allowed))
