@@ -9,16 +9,23 @@ restart policy are systemd's business: they go, rendered from
 templates/dropin.conf.j2, into a drop-in of the template unit, where
 `systemctl show`, `systemctl edit` and daemon-reload see them like any other
 setting.
+
+A definition can also name an OCI bundle (`pyctr define NAME BUNDLE`): the
+bundle stays where it is, as with runc, its config.json is read at every
+start, and the drop-in carries its linux.resources. config.json is the format
+podman and `runc spec` already write; re-defining re-reads its limits.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
-from pyctr_systemd import names, templates
-from pyctr_systemd.errors import InvalidArgument, PyctrError
-from pyctr_systemd.limits import Limits, Property, unit_properties
+from pyctr_systemd import names, resources, spec, templates, unit
+from pyctr_systemd.errors import InvalidArgument, PyctrError, RootfsError
+from pyctr_systemd.limits import UINT64_MAX, Limits, Property, unit_properties
 
 CONFIG_DIR = "/etc/pyctr"
 UNIT_DIR = "/etc/systemd/system"
@@ -43,27 +50,51 @@ def dropin_path(name: str) -> str:
 
 
 def unit_settings(props: list[Property]) -> list[tuple[str, str]]:
-    """Unit-file settings for D-Bus properties: the same names, except CPU quota."""
+    """Unit-file settings for D-Bus properties: mostly the same names and values."""
     settings = []
     for name, _, value in props:
         if name == "CPUQuotaPerSecUSec":
             settings.append(("CPUQuota", f"{int(value) / 10_000:g}%"))  # type: ignore[call-overload]
-        else:
+        elif name == "CPUQuotaPeriodUSec":
+            settings.append(("CPUQuotaPeriodSec", f"{value}us"))
+        elif name == "DeviceAllow":
+            settings += [(name, f"{path} {access}") for path, access in value]  # type: ignore[attr-defined]
+        elif isinstance(value, bool):
+            settings.append((name, "yes" if value else "no"))
+        elif value == UINT64_MAX:
+            settings.append((name, "infinity"))
+        elif isinstance(value, (str, int)):
             settings.append((name, str(value)))
+        else:
+            raise InvalidArgument(f"unit property {name}: only plain values can go into a drop-in")
     return settings
 
 
-def render_dropin(name: str, restart: str, limits: Limits, unified: bool) -> str:
+def run_properties(limits: Limits, unified: bool) -> list[Property]:
+    """The unit properties of a definition made from `pyctr run` options."""
+    return [("DevicePolicy", "s", "closed"), *unit_properties(limits, unified)]
+
+
+def merged(base: Sequence[Property], changes: Sequence[Property]) -> list[Property]:
+    """`base` with the properties of `changes` replaced or added."""
+    changed = {p[0]: p for p in changes}
+    return [changed.pop(p[0], p) for p in base] + list(changed.values())
+
+
+def render_dropin(name: str, restart: str, props: list[Property]) -> str:
     if restart not in RESTART_POLICIES:
         raise InvalidArgument(f"invalid --restart {restart!r}: use {', '.join(RESTART_POLICIES)}")
-    props: list[Property] = [("DevicePolicy", "s", "closed"), *unit_properties(limits, unified)]
     return templates.render("dropin.conf.j2", container=name, restart=restart, settings=unit_settings(props))
 
 
-def save(name: str, values: dict[str, object], restart: str, dropin: str) -> None:
-    """Write the definition and its drop-in (replacing an earlier one)."""
+def save(name: str, definition: dict[str, object], dropin: str) -> None:
+    """Write the definition and its drop-in (replacing an earlier one).
+
+    definition: {"restart": ..., "run": the run option values} or
+    {"restart": ..., "bundle": path, "machine": bool, "overrides": properties
+    set by `pyctr update`}."""
     os.makedirs(CONFIG_DIR, 0o755, exist_ok=True)
-    _write(path(name), json.dumps({"name": name, "restart": restart, "run": values}, indent=2) + "\n")
+    _write(path(name), json.dumps({**definition, "name": name}, indent=2) + "\n")
     os.makedirs(os.path.dirname(dropin_path(name)), 0o755, exist_ok=True)
     _write(dropin_path(name), dropin)
 
@@ -76,23 +107,51 @@ def _write(target: str, text: str) -> None:
 
 
 def load(name: str) -> dict[str, object]:
-    """The stored `pyctr run` values of a definition."""
+    """A stored definition, as save() wrote it."""
     try:
         with open(path(name)) as f:
-            data = json.load(f)
+            data: dict[str, object] = json.load(f)
     except FileNotFoundError:
         raise NotDefined(name) from None
     except ValueError as e:
         raise PyctrError(f"definition {path(name)} is damaged: {e}") from None
-    values: dict[str, object] = data["run"]
-    values["args"] = tuple(values.get("args", ()))  # type: ignore[arg-type]
-    values["env"] = tuple(values.get("env", ()))  # type: ignore[arg-type]
+    return data
+
+
+def run_values(definition: dict[str, object]) -> dict[str, Any]:
+    """The `pyctr run` option values of a definition made from them."""
+    values: dict[str, Any] = dict(definition["run"])  # type: ignore[call-overload]
+    values["args"] = tuple(values.get("args", ()))
+    values["env"] = tuple(values.get("env", ()))
     return values
 
 
-def restart_of(name: str) -> str:
-    with open(path(name)) as f:
-        return str(json.load(f).get("restart", "no"))
+def is_bundle(directory: str) -> bool:
+    return os.path.isfile(os.path.join(directory, "config.json"))
+
+
+def bundle_config(bundle: str) -> tuple[spec.Config, list[str]]:
+    """A bundle's config.json, checked for what a service can run, and warnings."""
+    config = spec.load(bundle)
+    if not os.path.isdir(config.root_path):
+        raise RootfsError(f"rootfs {config.root_path} does not exist or is not a directory")
+    hooks = sorted(kind for kind, found in config.hooks.items() if found)
+    if hooks:
+        raise InvalidArgument(
+            f"config.json: hooks.{hooks[0]}: a defined container runs no hooks "
+            "(use pyctr create and start for this bundle)"
+        )
+    warnings = list(config.warnings)
+    if config.process.terminal:
+        warnings.append("config.json: process.terminal ignored: a service's output goes to the journal")
+    return config, warnings
+
+
+def bundle_properties(config: spec.Config, unified: bool) -> tuple[list[Property], list[str]]:
+    """The unit properties of a bundle definition: its linux.resources and
+    org.systemd.property.* annotations."""
+    props, warnings = resources.properties(config.resources, unified)
+    return props + unit.annotation_properties(config.annotations), warnings
 
 
 def remove(name: str) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 
 from pyctr_systemd import cgroups, definitions, launcher, names, rootfs
 from pyctr_systemd.errors import PyctrError, SystemdError
-from pyctr_systemd.limits import unenforced, unit_properties
+from pyctr_systemd.limits import Property, unenforced, unit_properties
 from pyctr_systemd.resources import Resources, properties
+from pyctr_systemd.spec import Config, launch_spec
 from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
 from pyctr_systemd.unit import ACCOUNTING, STOP_TIMEOUT_USEC
 
@@ -37,7 +38,20 @@ def detached_unit(name: str) -> str:
 
 def start_defined(name: str) -> int:
     """service-start: the ExecStart of pyctr@NAME.service."""
-    return launch({**definitions.load(name), "name": name}, definitions.service(name))
+    definition = definitions.load(name)
+    if "bundle" not in definition:
+        return launch({**definitions.run_values(definition), "name": name}, definitions.service(name))
+    config, warnings = definitions.bundle_config(str(definition["bundle"]))
+    for warning in warnings:
+        os.write(2, f"pyctr: warning: {warning}\n".encode())
+    spec = bundle_spec(config)
+    return hand_over(spec, name, bool(definition.get("machine")), definitions.service(name))
+
+
+def bundle_spec(config: Config) -> launcher.LaunchSpec:
+    spec = launch_spec(config)
+    spec.terminal = False
+    return spec
 
 
 def start_detached(values_json: str) -> int:
@@ -48,15 +62,20 @@ def start_detached(values_json: str) -> int:
 
 
 def launch(values: dict[str, Any], unit: str) -> int:
-    """Launch the container in this service's cgroup and hand its payload to systemd."""
+    """Launch the container of `pyctr run` options in this service's cgroup."""
     from pyctr_systemd.cli import run
 
-    if not os.environ.get("NOTIFY_SOCKET"):
-        raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
     config = run.config(**values)
     spec = config.launch
     if not spec.rootfs:
         spec.rootfs, spec.ephemeral = rootfs.default(), True
+    return hand_over(spec, config.name, config.machine, unit)
+
+
+def hand_over(spec: launcher.LaunchSpec, name: str, machine: bool, unit: str) -> int:
+    """Launch the container in this service's cgroup and hand its payload to systemd."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
     _spare_the_launcher(spec)
     bus = Systemd()
     child = launcher.spawn(spec)
@@ -68,11 +87,11 @@ def launch(values: dict[str, Any], unit: str) -> int:
         error = child.error()  # waits for the exec (or the reason it failed)
         if error is not None:
             raise error
-        if config.machine:
+        if machine:
             from pyctr_systemd import machined
 
-            machined.register(bus, config.name, child.pid, spec.rootfs)
-        _hand_over(bus, unit, child.pid)
+            machined.register(bus, name, child.pid, spec.rootfs)
+        _set_main_pid(bus, unit, child.pid)
     except BaseException:
         os.kill(child.pid, 9)
         child.abort()
@@ -96,7 +115,7 @@ def _spare_the_launcher(spec: launcher.LaunchSpec) -> None:
             pass
 
 
-def _hand_over(bus: Systemd, unit: str, pid: int) -> None:
+def _set_main_pid(bus: Systemd, unit: str, pid: int) -> None:
     """Make `pid` the service's main process, and wait until systemd has taken it."""
     from pystemd.daemon import notify  # type: ignore[import]
 
@@ -164,18 +183,31 @@ def update(name: str, res: Resources) -> None:
     for warning in warnings:
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     if is_defined:
-        from pyctr_systemd.cli import run
-
-        values: dict[str, Any] = {**definitions.load(name), **_run_options(res)}
-        values["name"] = name
-        config = run.config(**values)
-        restart = definitions.restart_of(name)
-        dropin = definitions.render_dropin(name, restart, config.limits, unified)
-        values["args"], values["env"] = list(values["args"]), list(values["env"])
-        definitions.save(name, values, restart, dropin)
+        _persist(name, res, props, unified)
         bus.reload()
     if bus.active_state(unit) == "active" and props:
         bus.set_properties(unit, props)
+
+
+def _persist(name: str, res: Resources, props: list[Property], unified: bool) -> None:
+    """An update of a defined container, into its definition and drop-in."""
+    definition = definitions.load(name)
+    restart = str(definition["restart"])
+    if "bundle" in definition:
+        overrides = definitions.merged([tuple(p) for p in definition.get("overrides", [])], props)  # type: ignore[misc, attr-defined]
+        bundle, _ = definitions.bundle_config(str(definition["bundle"]))
+        base, _ = definitions.bundle_properties(bundle, unified)
+        dropin = definitions.render_dropin(name, restart, definitions.merged(base, overrides))
+        definition["overrides"] = overrides
+    else:
+        from pyctr_systemd.cli import run
+
+        values: dict[str, Any] = {**definitions.run_values(definition), **_run_options(res), "name": name}
+        config = run.config(**values)
+        dropin = definitions.render_dropin(name, restart, definitions.run_properties(config.limits, unified))
+        values["args"], values["env"] = list(values["args"]), list(values["env"])
+        definition["run"] = values
+    definitions.save(name, definition, dropin)
 
 
 def _run_options(res: Resources) -> dict[str, object]:

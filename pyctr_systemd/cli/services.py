@@ -60,7 +60,9 @@ def _define_command() -> click.Command:
             show_default=True,
             help="systemd's Restart= for the container's service.",
         ),
-        click.Argument(["args"], nargs=-1, type=click.UNPROCESSED, metavar="[ROOTFS] [-- CMD [ARG]...]"),
+        click.Argument(
+            ["args"], nargs=-1, type=click.UNPROCESSED, metavar="[ROOTFS|BUNDLE] [-- CMD [ARG]...]"
+        ),
     ]
 
     @click.pass_context
@@ -69,11 +71,17 @@ def _define_command() -> click.Command:
             raise click.UsageError("define needs the container's NAME first", ctx)
         name = names.validate(ctx.meta["pyctr.name"])
         values = {**values, "command_only": ctx.meta["pyctr.command_only"]}
-        config = run.config(**values, name=name)  # every check `pyctr run` makes
-        dropin = definitions.render_dropin(name, restart, config.limits, cgroups.is_unified())
+        root, command = run.split_args(values["command_only"], values["args"])
+        if root is not None and definitions.is_bundle(root):
+            definition, dropin = _bundle_definition(name, restart, root, command, values)
+        else:
+            config = run.config(**values, name=name)  # every check `pyctr run` makes
+            props = definitions.run_properties(config.limits, cgroups.is_unified())
+            dropin = definitions.render_dropin(name, restart, props)
+            values["args"], values["env"] = list(values["args"]), list(values["env"])
+            definition = {"restart": restart, "run": values}
         bus = Systemd()
-        values["args"], values["env"] = list(values["args"]), list(values["env"])
-        definitions.save(name, values, restart, dropin)
+        definitions.save(name, definition, dropin)
         bus.reload()
 
     return _DefineCommand(
@@ -84,6 +92,25 @@ def _define_command() -> click.Command:
         help="Declare a container, run with `systemctl start pyctr@NAME`; redefining replaces it.",
         context_settings={"allow_interspersed_args": False},
     )
+
+
+def _bundle_definition(
+    name: str, restart: str, bundle: str, command: tuple[str, ...], values: dict[str, Any]
+) -> tuple[dict[str, object], str]:
+    """`define NAME BUNDLE`: everything comes from the bundle's config.json."""
+    if command:
+        raise PyctrError(f"bundle {bundle}: its command is config.json's process.args, not {command[0]!r}")
+    given = [o.names[-1] for o in run.OPTIONS if o.dest in values and values[o.dest] not in (o.default, ())]
+    if set(given) - {"--machine"}:
+        raise PyctrError(
+            f"{given[0]}: a bundle's settings are in its config.json (give --restart and --machine only)"
+        )
+    config, warnings = definitions.bundle_config(bundle)
+    props, more = definitions.bundle_properties(config, cgroups.is_unified())
+    for warning in warnings + more:
+        click.echo(f"pyctr: warning: {warning}", err=True)
+    dropin = definitions.render_dropin(name, restart, props)
+    return {"restart": restart, "bundle": config.bundle, "machine": bool(values["machine"])}, dropin
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from pyctr_systemd import cgroups, definitions
 from tests.cli import pyctr
-from tests.integration.conftest import cgroup_file, show, systemctl, unit_pids
+from tests.integration.conftest import Bundle, cgroup_file, show, systemctl, unit_pids
 
 # PID 1 of a pid namespace ignores signals it has no handler for: this one stops on SIGTERM.
 SLEEP = "trap 'exit 0' TERM; sleep 1000 & wait"
@@ -246,3 +247,51 @@ def test_an_oom_killed_container_shows_it(units: None) -> None:
     finally:
         systemctl("stop", service)
         systemctl("reset-failed", service, check=False)
+
+
+def test_define_an_oci_bundle(units: None, oci_bundle: Bundle) -> None:
+    oci_bundle.config["process"]["terminal"] = True  # `runc spec`'s default; a service has none
+    oci_bundle.config["hostname"] = "bundled"
+    oci_bundle.linux["resources"] = {"memory": {"limit": 48 << 20}, "pids": {"limit": 12}}
+    oci_bundle.write("sh", "-c", f"echo from the bundle on $(hostname); {SLEEP}")
+    done = pyctr("define", "bund", "--restart", "on-failure", str(oci_bundle.path))
+    assert done.returncode == 0 and "process.terminal ignored" in done.stderr, done.stderr
+    service = "pyctr@bund.service"
+    assert "DeviceAllow=/dev/char/1:3 rwm" in Path(definitions.dropin_path("bund")).read_text()  # /dev/null
+    assert show(service, "MemoryMax", "TasksMax", "Restart", "DevicePolicy") == {
+        "MemoryMax": str(48 << 20),
+        "TasksMax": "12",
+        "Restart": "on-failure",
+        "DevicePolicy": "strict",
+    }
+    systemctl("start", service)
+    try:
+        main = show(service, "MainPID")["MainPID"]
+        assert os.path.samefile(f"/proc/{main}/root", oci_bundle.rootfs)
+        wait_for("the payload's output", lambda: "from the bundle on bundled" in journal(service))
+        assert cgroup_file(service, "pids", "pids.max", "pids.max") == "12"
+        ok("update", "--memory", "64M", "bund")
+        systemctl("daemon-reload")
+        assert show(service, "MemoryMax", "TasksMax") == {"MemoryMax": str(64 << 20), "TasksMax": "12"}
+    finally:
+        systemctl("stop", service)
+    ok("undefine", "bund")
+    assert definitions.defined() == []
+
+
+def test_a_bundle_definition_takes_its_settings_from_config_json(units: None, oci_bundle: Bundle) -> None:
+    oci_bundle.write("true")
+    bundle = str(oci_bundle.path)
+    for args, message in (
+        (("--memory", "1G", bundle), "--memory: a bundle's settings are in its config.json"),
+        ((bundle, "--", "sh"), "its command is config.json's process.args, not 'sh'"),
+    ):
+        done = pyctr("define", "bad", *args)
+        assert done.returncode != 0 and message in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+    oci_bundle.config["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    oci_bundle.write()
+    done = pyctr("define", "bad", bundle)
+    assert "config.json: hooks.prestart: a defined container runs no hooks" in done.stderr, done.stderr
+    assert definitions.defined() == []
+    assert not Path(definitions.UNIT_DIR, "pyctr@bad.service.d").exists()
