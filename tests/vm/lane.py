@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import package
 from tests.vm import guest
 
 GUEST_DIRS = ("tests/integration/", "tests/sandbox/")
+PACKAGE_TESTS = "tests/integration/test_package.py"
 LANE_TIMEOUT = guest.BUILD_TIMEOUT + guest.BOOT_TIMEOUT
 _RESULTS = pytest.StashKey["dict[str, Outcome] | guest.GuestError"]()
 _FIRST = pytest.StashKey[str]()  # the twin that reported a failed boot in full
@@ -98,6 +100,8 @@ def _run_in_guest(config: pytest.Config, nodeids: list[str]) -> dict[str, Outcom
             *(shlex.quote(n) for n in nodeids),
         ]
     )
+    if any(n.startswith(PACKAGE_TESTS) for n in nodeids):
+        package.deb()  # the guest has no build tools: it installs the package built here
     _say(config, f"cgroup v2 guest: booting to run {len(nodeids)} tests (image in {guest.CACHE})")
     with tempfile.TemporaryDirectory(prefix="pyctr-vm-") as tmp:
         share = Path(tmp)
