@@ -23,7 +23,7 @@ from pyctr_systemd import cgroups, definitions, launcher, names, rootfs
 from pyctr_systemd.errors import PyctrError, SystemdError
 from pyctr_systemd.limits import Property, unenforced, unit_properties
 from pyctr_systemd.resources import Resources, properties
-from pyctr_systemd.spec import Config, launch_spec
+from pyctr_systemd.spec import launch_spec
 from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
 from pyctr_systemd.unit import ACCOUNTING, STOP_TIMEOUT_USEC
 
@@ -44,14 +44,9 @@ def start_defined(name: str) -> int:
     config, warnings = definitions.bundle_config(str(definition["bundle"]))
     for warning in warnings:
         os.write(2, f"pyctr: warning: {warning}\n".encode())
-    spec = bundle_spec(config)
-    return hand_over(spec, name, bool(definition.get("machine")), definitions.service(name))
-
-
-def bundle_spec(config: Config) -> launcher.LaunchSpec:
     spec = launch_spec(config)
-    spec.terminal = False
-    return spec
+    spec.terminal = False  # the payload's output goes to the journal
+    return hand_over(spec, name, bool(definition.get("machine")), definitions.service(name))
 
 
 def start_detached(values_json: str) -> int:

@@ -2,9 +2,8 @@
 
 `dpkg-buildpackage -us -uc -b` runs on a copy of the checkout (it writes into
 the tree and next to it). The result is kept in .cache/deb/<hash of the
-sources>, inside the checkout, so the package test on this machine, the
-install test in the sandbox and its twin in the cgroup v2 guest (which sees
-the checkout, but has no build tools) all use one build.
+sources>, inside the checkout, so the package test on this machine and the
+install test in the sandbox use one build.
 """
 
 from __future__ import annotations
