@@ -62,6 +62,12 @@ def unit_pids(unit: str) -> list[int]:
 def cgroup_file(unit: str, controller: str, v1: str, v2: str) -> str:
     """The content of a controller's file in the unit's cgroup (v1 or v2 name)."""
     group = show(unit, "ControlGroup")["ControlGroup"]
+    if not group:
+        status = systemctl("status", "--no-pager", "--full", "--lines=30", unit, check=False)
+        log = subprocess.run(
+            ["journalctl", "--no-pager", "-n", "30", "-u", unit], capture_output=True, text=True
+        )
+        raise AssertionError(f"{unit} has no cgroup:\n{status.stdout}{status.stderr}{log.stdout}")
     for mount in cgroups.mounts():
         if controller in mount.controllers():
             name = v2 if mount.fstype == "cgroup2" else v1

@@ -14,6 +14,7 @@ import pytest
 
 from tests import package
 from tests.cli import CHECKOUT
+from tests.integration.conftest import show, systemctl
 
 APT_ENV = {**package.BUILD_ENV, "DEBIAN_FRONTEND": "noninteractive"}
 
@@ -58,7 +59,22 @@ def test_install_use_remove_and_purge(throwaway_root: None) -> None:
     apt_get("install", str(package.deb()))
     try:
         autopkgtest("use")
+        upgrade_keeps_containers_running(package.deb())
         autopkgtest("remove-and-purge")
     finally:
         subprocess.run(["apt-get", "purge", "-y", "-q", "pyctr-systemd"], env=APT_ENV, capture_output=True)
     assert not Path("/usr/bin/pyctr").exists()
+
+
+def upgrade_keeps_containers_running(deb: Path) -> None:
+    """Installing the package again (as an upgrade does) leaves running containers alone."""
+    define = ["pyctr", "define", "keep", "--", "sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+    subprocess.run(define, cwd="/", env=APT_ENV, check=True, capture_output=True)
+    systemctl("start", "pyctr@keep")
+    try:
+        before = show("pyctr@keep", "MainPID")
+        apt_get("install", "--reinstall", str(deb))
+        assert show("pyctr@keep", "ActiveState", "MainPID") == {"ActiveState": "active", **before}
+    finally:
+        systemctl("stop", "pyctr@keep")
+        subprocess.run(["pyctr", "undefine", "keep"], cwd="/", env=APT_ENV, check=True)
