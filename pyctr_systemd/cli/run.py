@@ -30,6 +30,10 @@ container is the systemd unit pyctr-NAME.scope in pyctr.slice; its limits are
 properties of that unit. pyctr exits with CMD's status, 128+N if signal N
 killed it, 137 after an OOM kill, 126/127 if CMD cannot be run, 125 if pyctr
 itself failed.
+
+Given an OCI bundle, run is runc's: `pyctr run [-b BUNDLE] [-d] [--pid-file
+FILE] [--console-socket SOCKET] [--no-pivot] ID` creates and starts container
+ID from BUNDLE/config.json (BUNDLE defaults to the current directory).
 """
 
 
