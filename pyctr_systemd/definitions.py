@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from pyctr_systemd.limits import UINT64_MAX, Limits, Property, unit_properties
 
 CONFIG_DIR = "/etc/pyctr"
 UNIT_DIR = "/etc/systemd/system"
+RUNTIME_DIR = "/run/systemd/system.control"
 RESTART_POLICIES = ("no", "on-failure", "always")
 
 
@@ -49,25 +51,40 @@ def dropin_path(name: str) -> str:
     return os.path.join(UNIT_DIR, f"{service(names.validate(name))}.d", "50-pyctr.conf")
 
 
-def unit_settings(props: list[Property]) -> list[tuple[str, str]]:
-    """Unit-file settings for D-Bus properties: mostly the same names and values."""
+Setting = tuple[str, str]
+_NAME = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
+
+
+def unit_settings(props: Sequence[Property]) -> list[Setting]:
+    """Unit-file settings for D-Bus properties. Names and text come from
+    config.json too (annotations): a name is letters only, and text can hold
+    no line break (a setting of its own) and no % (a specifier)."""
     settings = []
-    for name, _, value in props:
-        if name == "CPUQuotaPerSecUSec":
-            settings.append(("CPUQuota", f"{int(value) / 10_000:g}%"))  # type: ignore[call-overload]
-        elif name == "CPUQuotaPeriodUSec":
-            settings.append(("CPUQuotaPeriodSec", f"{value}us"))
-        elif name == "DeviceAllow":
-            settings += [(name, f"{path} {access}") for path, access in value]  # type: ignore[attr-defined]
-        elif isinstance(value, bool):
-            settings.append((name, "yes" if value else "no"))
-        elif value == UINT64_MAX:
-            settings.append((name, "infinity"))
-        elif isinstance(value, (str, int)):
-            settings.append((name, str(value)))
-        else:
-            raise InvalidArgument(f"unit property {name}: only plain values can go into a drop-in")
+    for name, sig, value in props:
+        if not _NAME.match(name):
+            raise InvalidArgument(f"unit property {name!r}: not the name of a unit setting")
+        if sig == "s" and (not str(value).isprintable() or "%" in str(value)):
+            raise InvalidArgument(f"unit property {name}: {value!r} cannot go into a drop-in")
+        settings += _settings(name, value)
     return settings
+
+
+def _settings(name: str, value: object) -> list[Setting]:
+    if name == "CPUQuotaPerSecUSec":
+        return [("CPUQuota", "" if value == UINT64_MAX else f"{int(value) / 10_000:g}%")]  # type: ignore[call-overload]
+    if name == "DeviceAllow":
+        return [(name, f"{path} {access}") for path, access in value]  # type: ignore[attr-defined]
+    if name in ("AllowedCPUs", "AllowedMemoryNodes") and isinstance(value, bytes):
+        return [(name, resources.cpu_list(value))]
+    if isinstance(value, bool):
+        return [(name, "yes" if value else "no")]
+    if value == UINT64_MAX:
+        return [(name, "infinity")]
+    if name.endswith("USec") and isinstance(value, int):
+        return [(name.removesuffix("USec") + "Sec", f"{value}us")]
+    if isinstance(value, (str, int)):
+        return [(name, str(value))]
+    raise InvalidArgument(f"unit property {name}: only plain values can go into a drop-in")
 
 
 def run_properties(limits: Limits, unified: bool) -> list[Property]:
@@ -75,28 +92,36 @@ def run_properties(limits: Limits, unified: bool) -> list[Property]:
     return [("DevicePolicy", "s", "closed"), *unit_properties(limits, unified)]
 
 
-def merged(base: Sequence[Property], changes: Sequence[Property]) -> list[Property]:
-    """`base` with the properties of `changes` replaced or added."""
-    changed = {p[0]: p for p in changes}
-    return [changed.pop(p[0], p) for p in base] + list(changed.values())
+def merged(base: Sequence[Setting], changes: Sequence[Setting]) -> list[Setting]:
+    """`base` with every setting named in `changes` replaced by those of `changes`."""
+    changed = {key for key, _ in changes}
+    return [s for s in base if s[0] not in changed] + list(changes)
 
 
-def render_dropin(name: str, restart: str, props: list[Property]) -> str:
+def render_dropin(name: str, restart: str, settings: Sequence[Setting]) -> str:
     if restart not in RESTART_POLICIES:
         raise InvalidArgument(f"invalid --restart {restart!r}: use {', '.join(RESTART_POLICIES)}")
-    return templates.render("dropin.conf.j2", container=name, restart=restart, settings=unit_settings(props))
+    return templates.render("dropin.conf.j2", container=name, restart=restart, settings=settings)
 
 
 def save(name: str, definition: dict[str, object], dropin: str) -> None:
     """Write the definition and its drop-in (replacing an earlier one).
 
     definition: {"restart": ..., "run": the run option values} or
-    {"restart": ..., "bundle": path, "machine": bool, "overrides": properties
-    set by `pyctr update`}."""
+    {"restart": ..., "bundle": path, "machine": bool, "overrides": unit
+    settings made by `pyctr update`}."""
     os.makedirs(CONFIG_DIR, 0o755, exist_ok=True)
     _write(path(name), json.dumps({**definition, "name": name}, indent=2) + "\n")
     os.makedirs(os.path.dirname(dropin_path(name)), 0o755, exist_ok=True)
     _write(dropin_path(name), dropin)
+
+
+def forget_runtime_changes(name: str) -> None:
+    """Drop what `pyctr update` set on the running service (SetUnitProperties
+    keeps it in systemd's runtime drop-ins): the definition is the truth again."""
+    import shutil
+
+    shutil.rmtree(os.path.join(RUNTIME_DIR, f"{service(name)}.d"), ignore_errors=True)
 
 
 def _write(target: str, text: str) -> None:

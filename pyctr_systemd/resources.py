@@ -93,6 +93,19 @@ def cpu_mask(text: str) -> bytes:
     return bits.to_bytes((bits.bit_length() + 7) // 8 or 1, "little")
 
 
+def cpu_list(mask: bytes) -> str:
+    """The cpuset list ("0-2,4") of an AllowedCPUs mask: cpu_mask's inverse."""
+    bits = int.from_bytes(mask, "little")
+    cpus = [n for n in range(bits.bit_length()) if bits >> n & 1]
+    ranges: list[list[int]] = []
+    for n in cpus:
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+
+
 def properties(r: Resources, unified: bool, devices: bool = True) -> tuple[list[Property], list[str]]:
     """(unit properties, warnings for what this cgroup layout cannot enforce).
 

@@ -189,17 +189,20 @@ def _persist(name: str, res: Resources, props: list[Property], unified: bool) ->
     definition = definitions.load(name)
     restart = str(definition["restart"])
     if "bundle" in definition:
-        overrides = definitions.merged([tuple(p) for p in definition.get("overrides", [])], props)  # type: ignore[misc, attr-defined]
+        stored: list[list[str]] = definition.get("overrides", [])  # type: ignore[assignment]
+        overrides = definitions.merged([(k, v) for k, v in stored], definitions.unit_settings(props))
         bundle, _ = definitions.bundle_config(str(definition["bundle"]))
         base, _ = definitions.bundle_properties(bundle, unified)
-        dropin = definitions.render_dropin(name, restart, definitions.merged(base, overrides))
+        settings = definitions.merged(definitions.unit_settings(base), overrides)
+        dropin = definitions.render_dropin(name, restart, settings)
         definition["overrides"] = overrides
     else:
         from pyctr_systemd.cli import run
 
         values: dict[str, Any] = {**definitions.run_values(definition), **_run_options(res), "name": name}
         config = run.config(**values)
-        dropin = definitions.render_dropin(name, restart, definitions.run_properties(config.limits, unified))
+        props = definitions.run_properties(config.limits, unified)
+        dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
         values["args"], values["env"] = list(values["args"]), list(values["env"])
         definition["run"] = values
     definitions.save(name, definition, dropin)

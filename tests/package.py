@@ -9,7 +9,6 @@ install test in the sandbox use one build.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -18,8 +17,6 @@ from pathlib import Path
 from tests.cli import CHECKOUT
 
 CACHE = CHECKOUT / ".cache" / "deb"
-# Not sources: version control, caches, tool environments, build output.
-_SKIP = {".git", ".cache", ".venv-tools", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 # Debian's own tools, not whatever python3 comes first on the caller's PATH.
 BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
 
@@ -29,12 +26,16 @@ class PackageError(Exception):
 
 
 def sources() -> list[Path]:
-    """The checkout's files, relative to it, as a clean clone would have them."""
-    found = []
-    for root, dirs, files in os.walk(CHECKOUT):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP)
-        found += [Path(root, f).relative_to(CHECKOUT) for f in sorted(files)]
-    return found
+    """The checkout's files, relative to it, as a clean clone would have them
+    (tracked or new, not ignored: no build output of an in-tree build)."""
+    done = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=CHECKOUT,
+        capture_output=True,
+        check=True,
+    )
+    names = sorted(set(done.stdout.decode().split("\0")) - {""})
+    return [Path(n) for n in names if (CHECKOUT / n).is_file()]
 
 
 def _digest(files: list[Path]) -> str:

@@ -77,11 +77,11 @@ def _define_command() -> click.Command:
         else:
             config = run.config(**values, name=name)  # every check `pyctr run` makes
             props = definitions.run_properties(config.limits, cgroups.is_unified())
-            dropin = definitions.render_dropin(name, restart, props)
-            values["args"], values["env"] = list(values["args"]), list(values["env"])
-            definition = {"restart": restart, "run": values}
+            dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
+            definition = {"restart": restart, "run": _as_stored(values, root)}
         bus = Systemd()
         definitions.save(name, definition, dropin)
+        definitions.forget_runtime_changes(name)
         bus.reload()
 
     return _DefineCommand(
@@ -92,6 +92,16 @@ def _define_command() -> click.Command:
         help="Declare a container, run with `systemctl start pyctr@NAME`; redefining replaces it.",
         context_settings={"allow_interspersed_args": False},
     )
+
+
+def _as_stored(values: dict[str, Any], root: str | None) -> dict[str, Any]:
+    """Run option values that mean the same when systemd starts them: an
+    absolute ROOTFS, and `-e KEY` with the caller's value now."""
+    args = list(values["args"])
+    if root is not None:
+        args[0] = os.path.abspath(root)
+    env = [e if "=" in e else f"{e}={os.environ[e]}" for e in values["env"] if "=" in e or e in os.environ]
+    return {**values, "args": args, "env": env}
 
 
 def _bundle_definition(
@@ -109,7 +119,7 @@ def _bundle_definition(
     props, more = definitions.bundle_properties(config, cgroups.is_unified())
     for warning in warnings + more:
         click.echo(f"pyctr: warning: {warning}", err=True)
-    dropin = definitions.render_dropin(name, restart, props)
+    dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
     return {"restart": restart, "bundle": config.bundle, "machine": bool(values["machine"])}, dropin
 
 
@@ -122,6 +132,7 @@ def undefine(container_name: str) -> None:
     bus.stop(unit, unload=False)
     bus.reset_failed(unit)  # a failed run is forgotten with its definition
     definitions.remove(container_name)
+    definitions.forget_runtime_changes(container_name)
     bus.reload()
 
 

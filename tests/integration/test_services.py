@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pyctr_systemd import cgroups, definitions
-from tests.cli import pyctr
+from tests.cli import CHECKOUT, pyctr
 from tests.integration.conftest import Bundle, cgroup_file, show, systemctl, unit_pids
 
 # PID 1 of a pid namespace ignores signals it has no handler for: this one stops on SIGTERM.
@@ -67,7 +67,8 @@ def test_define_start_stop_undefine(units: None) -> None:
         main = int(props["MainPID"])
         assert Path(f"/proc/{main}/cmdline").read_bytes().split(b"\0")[0] == b"sh"
         # The launcher shields itself from the OOM killer, not the container.
-        assert Path(f"/proc/{main}/oom_score_adj").read_text().strip() == "0"
+        own = show(service, "OOMScoreAdjust")["OOMScoreAdjust"]
+        assert Path(f"/proc/{main}/oom_score_adj").read_text().strip() == own
         wait_for("pyctr to leave the service", lambda: no_python_in(service))  # nothing stays resident
         assert cgroup_file(service, "pids", "pids.max", "pids.max") == "10"
         wait_for("the payload's output in the journal", lambda: "web is up" in journal(service))
@@ -292,6 +293,32 @@ def test_a_bundle_definition_takes_its_settings_from_config_json(units: None, oc
     oci_bundle.config["hooks"] = {"prestart": [{"path": "/bin/true"}]}
     oci_bundle.write()
     done = pyctr("define", "bad", bundle)
+    assert done.returncode != 0, done.stderr
     assert "config.json: hooks.prestart: a defined container runs no hooks" in done.stderr, done.stderr
     assert definitions.defined() == []
     assert not Path(definitions.UNIT_DIR, "pyctr@bad.service.d").exists()
+
+
+def test_a_definition_means_what_its_arguments_meant_where_it_was_made(
+    units: None, oci_bundle: Bundle
+) -> None:
+    # A relative ROOTFS and `-e KEY` are read where `define` runs, not where systemd starts it.
+    relative = os.path.relpath(oci_bundle.rootfs, CHECKOUT)  # pyctr runs in the checkout
+    env = {**os.environ, "GREETING": "hello from define"}
+    done = pyctr(
+        "define", "rel", "-e", "GREETING", relative, "--", "sh", "-c", f"echo $GREETING; {SLEEP}", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    service = "pyctr@rel.service"
+    systemctl("start", service)
+    try:
+        main = show(service, "MainPID")["MainPID"]
+        assert os.path.samefile(f"/proc/{main}/root", oci_bundle.rootfs)
+        wait_for("the caller's variable", lambda: "hello from define" in journal(service))
+        # Redefining forgets what `pyctr update` changed on the running service.
+        ok("update", "--pids-limit", "30", "rel")
+        assert show(service, "TasksMax")["TasksMax"] == "30"
+        ok("define", "rel", relative, "--", "sh", "-c", SLEEP)
+        assert show(service, "TasksMax")["TasksMax"] != "30"
+    finally:
+        systemctl("stop", service)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyctr_systemd import definitions
+from pyctr_systemd import definitions, resources
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.limits import UINT64_MAX, Limits
 
@@ -18,6 +18,7 @@ def test_properties_become_the_settings_systemctl_edit_would_show() -> None:
             ("CPUQuotaPeriodUSec", "t", 50_000),
             ("DevicePolicy", "s", "strict"),
             ("DeviceAllow", "a(ss)", [("/dev/null", "rwm"), ("char-pts", "rw")]),
+            ("AllowedCPUs", "ay", resources.cpu_mask("0-2,5")),
             ("CPUAccounting", "b", False),
         ]
     )
@@ -29,29 +30,51 @@ def test_properties_become_the_settings_systemctl_edit_would_show() -> None:
         ("DevicePolicy", "strict"),
         ("DeviceAllow", "/dev/null rwm"),
         ("DeviceAllow", "char-pts rw"),
+        ("AllowedCPUs", "0-2,5"),
         ("CPUAccounting", "no"),
     ]
 
 
-def test_a_value_with_no_unit_file_form_is_refused() -> None:
-    with pytest.raises(InvalidArgument, match="IOReadBandwidthMax: only plain values"):
-        definitions.unit_settings([("IOReadBandwidthMax", "a(st)", [("/dev/sda", 1000)])])
+def test_no_cpu_quota_is_an_empty_setting() -> None:
+    assert definitions.unit_settings([("CPUQuotaPerSecUSec", "t", UINT64_MAX)]) == [("CPUQuota", "")]
 
 
-def test_updates_replace_properties_by_name_and_add_new_ones() -> None:
-    base = [("MemoryMax", "t", 1), ("TasksMax", "t", 2)]
-    assert definitions.merged(base, [("TasksMax", "t", 9), ("CPUWeight", "t", 50)]) == [
-        ("MemoryMax", "t", 1),
-        ("TasksMax", "t", 9),
-        ("CPUWeight", "t", 50),
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        (("IOReadBandwidthMax", "a(st)", [("/dev/sda", 1000)]), "only plain values"),
+        (("Description", "s", "x\nExecStartPre=/bin/touch /pwned"), "cannot go into a drop-in"),
+        (("Description", "s", "100%n"), "cannot go into a drop-in"),
+        (("Exec=Start", "s", "x"), "not the name of a unit setting"),
+        (("", "s", "x"), "not the name of a unit setting"),
+    ],
+)
+def test_what_a_drop_in_cannot_hold_is_refused(prop: tuple[str, str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        definitions.unit_settings([prop])
+
+
+def test_updates_replace_settings_by_name_and_add_new_ones() -> None:
+    base = [("MemoryMax", "1"), ("DeviceAllow", "/dev/null rwm"), ("DeviceAllow", "/dev/zero rwm")]
+    changes = [("DeviceAllow", "/dev/full rw"), ("CPUWeight", "50")]
+    assert definitions.merged(base, changes) == [
+        ("MemoryMax", "1"),
+        ("DeviceAllow", "/dev/full rw"),
+        ("CPUWeight", "50"),
     ]
 
 
 def test_the_dropin_carries_restart_and_limits() -> None:
     props = definitions.run_properties(Limits(memory=32 << 20, pids=10), unified=True)
-    text = definitions.render_dropin("web", "on-failure", props)
+    text = definitions.render_dropin("web", "on-failure", definitions.unit_settings(props))
     lines = text.splitlines()
     assert "[Service]" in lines and "Restart=on-failure" in lines
     assert {"DevicePolicy=closed", f"MemoryMax={32 << 20}", "TasksMax=10"} <= set(lines)
     with pytest.raises(InvalidArgument, match="invalid --restart 'sometimes'"):
-        definitions.render_dropin("web", "sometimes", props)
+        definitions.render_dropin("web", "sometimes", [])
+
+
+@pytest.mark.parametrize("cpus", ["0", "0-3", "1,3,5-7", "2-2,4"])
+def test_cpu_list_reads_back_what_cpu_mask_made(cpus: str) -> None:
+    assert resources.cpu_mask(resources.cpu_list(resources.cpu_mask(cpus))) == resources.cpu_mask(cpus)
+    assert resources.cpu_list(resources.cpu_mask("1,3,5-7")) == "1,3,5-7"
