@@ -182,15 +182,25 @@ def environment(assignments: tuple[str, ...], hostname: str) -> tuple[str, ...]:
     env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": hostname, "container": "pyctr"}
     if "TERM" in os.environ:
         env["TERM"] = os.environ["TERM"]
+    for item in resolved(assignments):
+        key, _, value = item.partition("=")
+        env[key] = value
+    return tuple(f"{k}={v}" for k, v in env.items())
+
+
+def resolved(assignments: tuple[str, ...]) -> list[str]:
+    """-e values as KEY=VALUE: `-e KEY` passes the caller's value, as in docker
+    (and nothing if the caller has none)."""
+    result = []
     for item in assignments:
-        key, sep, value = item.partition("=")
+        key, sep, _ = item.partition("=")
         if not key:
             raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
         if sep:
-            env[key] = value
-        elif key in os.environ:  # -e KEY passes the caller's value, as in docker
-            env[key] = os.environ[key]
-    return tuple(f"{k}={v}" for k, v in env.items())
+            result.append(item)
+        elif key in os.environ:
+            result.append(f"{key}={os.environ[key]}")
+    return result
 
 
 def config(

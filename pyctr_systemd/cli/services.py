@@ -100,8 +100,7 @@ def _as_stored(values: dict[str, Any], root: str | None) -> dict[str, Any]:
     args = list(values["args"])
     if root is not None:
         args[0] = os.path.abspath(root)
-    env = [e if "=" in e else f"{e}={os.environ[e]}" for e in values["env"] if "=" in e or e in os.environ]
-    return {**values, "args": args, "env": env}
+    return {**values, "args": args, "env": run.resolved(values["env"])}
 
 
 def _bundle_definition(
