@@ -209,8 +209,47 @@ def test_resources_become_unit_properties(oci_bundle: Bundle) -> None:
         assert cgroup_file(unit, "pids", "pids.max", "pids.max") == "42"
         if cgroups.is_unified():
             assert props["CPUWeight"] == "50" and cgroup_file(unit, "cpu", "", "cpu.weight") == "50"
+            assert cgroup_file(unit, "cpu", "", "cpu.max") == "50000 100000"
         else:
             assert props["CPUShares"] == "512" and cgroup_file(unit, "cpu", "cpu.shares", "") == "512"
+            assert cgroup_file(unit, "cpu", "cpu.cfs_quota_us", "") == "50000"
+    finally:
+        ok("delete", "--force", cid)
+
+
+def test_resources_only_cgroup_v2_can_enforce(oci_bundle: Bundle) -> None:
+    cid = new_id()
+    oci_bundle.linux["resources"] = {
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20},  # swap: memory+swap
+        "cpu": {"cpus": "0", "mems": "0"},
+    }
+    oci_bundle.write("sleep", "100")
+    done = pyctr("run", "-d", "--bundle", str(oci_bundle.path), cid)
+    assert done.returncode == 0, done.stderr
+    try:
+        unit = f"pyctr-{cid}.scope"
+        props = show(unit, "MemoryLow", "MemorySwapMax", "AllowedCPUs", "AllowedMemoryNodes")
+        if cgroups.is_unified():
+            assert done.stderr == ""
+            assert props == {
+                "MemoryLow": str(32 << 20),
+                "MemorySwapMax": str(32 << 20),
+                "AllowedCPUs": "0",
+                "AllowedMemoryNodes": "0",
+            }
+            assert cgroup_file(unit, "memory", "", "memory.low") == str(32 << 20)
+            assert cgroup_file(unit, "memory", "", "memory.swap.max") == str(32 << 20)
+            assert cgroup_file(unit, "cpuset", "", "cpuset.cpus") == "0"
+            assert cgroup_file(unit, "cpuset", "", "cpuset.mems") == "0"
+        else:  # systemd sets none of these on v1: said, not silently dropped
+            assert props == {
+                "MemoryLow": "0",
+                "MemorySwapMax": "infinity",
+                "AllowedCPUs": "",
+                "AllowedMemoryNodes": "",
+            }
+            for field in ("memory.reservation", "memory.swap", "cpu.cpus", "cpu.mems"):
+                assert f"pyctr: warning: {field} is not enforced" in done.stderr
     finally:
         ok("delete", "--force", cid)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pyctr_systemd import cgroups
 from tests.cli import pyctr
 from tests.integration.conftest import STATE_ROOT, Bundle, cgroup_file, show, unit_pids
 
@@ -218,6 +219,22 @@ def test_update_changes_limits_live(running: tuple[str, int], tmp_path: Path) ->
     assert show(unit, "MemoryMax", "TasksMax") == {"MemoryMax": str(100 << 20), "TasksMax": "30"}
     ok("update", "-r", "-", cid, input=json.dumps({"pids": {"limit": 40}}))
     assert show(unit, "TasksMax") == {"TasksMax": "40"}
+    ok("update", "--cpu-shares", "2048", "--cpu-quota", "20000", "--cpu-period", "50000", cid)
+    if cgroups.is_unified():
+        assert show(unit, "CPUWeight", "CPUQuotaPerSecUSec") == {
+            "CPUWeight": "200",
+            "CPUQuotaPerSecUSec": "400ms",
+        }
+        assert cgroup_file(unit, "cpu", "", "cpu.weight") == "200"
+        assert cgroup_file(unit, "cpu", "", "cpu.max") == "20000 50000"
+    else:
+        assert show(unit, "CPUShares", "CPUQuotaPerSecUSec") == {
+            "CPUShares": "2048",
+            "CPUQuotaPerSecUSec": "400ms",
+        }
+        assert cgroup_file(unit, "cpu", "cpu.shares", "") == "2048"
+        assert cgroup_file(unit, "cpu", "cpu.cfs_quota_us", "") == "20000"
+        assert cgroup_file(unit, "cpu", "cpu.cfs_period_us", "") == "50000"
 
 
 def test_kill_all_and_signals_by_name_or_number(oci_bundle: Bundle) -> None:

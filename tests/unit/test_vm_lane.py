@@ -1,9 +1,14 @@
-"""The cgroup v2 lane's pure parts: kernel module order, reading pytest's JUnit XML."""
+"""The cgroup v2 lane's own parts: kernel module order, reading pytest's JUnit XML and
+exit status, and what a guest that never runs the command looks like (qemu played
+by a script)."""
+
+from pathlib import Path
 
 import pytest
 
+from tests.vm import guest
 from tests.vm.guest import GuestError, modules_in_order
-from tests.vm.lane import parse_junit
+from tests.vm.lane import Outcome, check_status, parse_junit
 
 MODULES_DEP = """\
 kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz kernel/lib/crc16.ko.xz
@@ -33,7 +38,7 @@ def test_a_missing_module_is_an_error() -> None:
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.integration.test_oom" name="test_eater" time="1.0"/>
 <testcase classname="tests.integration.test_exit" name="test_code[3]" time="0.1">
-  <failure message="assert 125 == 3">long traceback</failure></testcase>
+  <failure message="assert 125 == 3">long traceback</failure><system-err>pyctr: oops</system-err></testcase>
 <testcase classname="tests.sandbox.test_sandbox" name="test_limits" time="0.1">
   <skipped type="pytest.skip" message="not here">skip</skipped></testcase>
 <testcase classname="tests.integration.test_run" name="test_leak" time="0.1">
@@ -46,6 +51,78 @@ def test_parse_junit() -> None:
     outcomes = parse_junit(JUNIT)
     assert outcomes["tests/integration/test_oom.py::test_eater"].status == "passed"
     failed = outcomes["tests/integration/test_exit.py::test_code[3]"]
-    assert (failed.status, failed.message) == ("failed", "assert 125 == 3\nlong traceback")
+    assert (failed.status, failed.message) == (
+        "failed",
+        "assert 125 == 3\nlong traceback\n----- captured err -----\npyctr: oops",
+    )
     assert outcomes["tests/sandbox/test_sandbox.py::test_limits"].status == "skipped"
     assert outcomes["tests/integration/test_run.py::test_leak"].status == "failed"  # a failure wins
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(0, "failed"), (1, "passed"), (2, "passed"), (3, "passed"), (5, "passed")],
+)
+def test_a_pytest_that_broke_off_fails_the_lane(status: int, outcome: str) -> None:
+    with pytest.raises(GuestError, match=f"ended with status {status}:\n...\nlast words"):
+        check_status(status, {"t.py::a": Outcome(outcome)}, "...\nlast words")
+
+
+def test_a_pytest_that_ran_to_its_end_is_taken_at_its_word() -> None:
+    check_status(0, {"t.py::a": Outcome("passed")}, "")
+    check_status(1, {"t.py::a": Outcome("failed"), "t.py::b": Outcome("passed")}, "")
+
+
+# Finds the console file and the share in qemu's arguments, then plays its part.
+FAKE_QEMU = """#!/bin/sh
+for a; do
+    case $a in
+        file:*) console=${a#file:} ;;
+        *mount_tag=share*) share=${a#local,path=}; share=${share%%,*} ;;
+    esac
+done
+"""
+
+
+@pytest.fixture
+def fake_image(tmp_path: Path) -> Path:
+    img = tmp_path / "image"
+    img.mkdir()
+    for name in ("vmlinuz", "initrd.img", "root.ext4"):
+        (img / name).write_text("")
+    return img
+
+
+def qemu(tmp_path: Path, part: str) -> str:
+    script = tmp_path / "qemu"
+    script.write_text(FAKE_QEMU + part)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_guest_that_does_not_come_up_is_reported_with_its_console(tmp_path: Path, fake_image: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    panic = 'printf "booting\\nKernel panic - not syncing: VFS: Unable to mount root fs\\n" >"$console"\n'
+    with pytest.raises(GuestError) as failed:
+        guest.run("true", share, img=fake_image, qemu=qemu(tmp_path, panic + "exit 0\n"))
+    message = str(failed.value)
+    assert message.startswith("the guest did not run the command (qemu exit 0, ")
+    assert "system state: (never reached)" in message
+    assert message.endswith("console:\nbooting\nKernel panic - not syncing: VFS: Unable to mount root fs")
+
+
+def test_a_guest_that_hangs_is_stopped(tmp_path: Path, fake_image: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    hang = 'echo "[ 1.0] Run /init as init process" >"$console"; exec sleep 60\n'
+    with pytest.raises(GuestError, match=r"qemu stopped after 1 s(.|\n)*Run /init as init process$"):
+        guest.run("true", share, timeout=1, img=fake_image, qemu=qemu(tmp_path, hang))
+
+
+def test_the_command_s_output_and_status_come_back(tmp_path: Path, fake_image: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    job = 'echo running >"$share/state"; sh "$share/cmd.sh" >"$share/output"; echo $? >"$share/status"\n'
+    result = guest.run("echo hello; exit 3", share, img=fake_image, qemu=qemu(tmp_path, job))
+    assert (result.status, result.output) == (3, "hello\n")

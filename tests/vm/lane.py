@@ -24,7 +24,7 @@ GUEST_DIRS = ("tests/integration/", "tests/sandbox/")
 # Packaging does not depend on the cgroup layout, and installing under qemu's
 # emulation costs a minute of the lane's budget.
 NOT_IN_GUEST = ("tests/integration/test_package.py",)
-LANE_TIMEOUT = guest.BUILD_TIMEOUT + guest.BOOT_TIMEOUT
+LANE_TIMEOUT = guest.BUILD_TIMEOUT + guest.BOOT_TIMEOUT + 60
 _RESULTS = pytest.StashKey["dict[str, Outcome] | guest.GuestError"]()
 _FIRST = pytest.StashKey[str]()  # the twin that reported a failed boot in full
 
@@ -90,16 +90,22 @@ def _results(config: pytest.Config, items: Iterable[pytest.Item]) -> dict[str, O
             config.stash[_RESULTS] = _run_in_guest(config, originals)
         except guest.GuestError as e:
             config.stash[_RESULTS] = e
+        except BaseException as e:  # a crash or a timeout: once, not again for every twin
+            config.stash[_RESULTS] = guest.GuestError(f"the lane broke off: {type(e).__name__}: {e}")
+            raise
     return config.stash[_RESULTS]
 
 
 def _run_in_guest(config: pytest.Config, nodeids: list[str]) -> dict[str, Outcome]:
-    # The sandbox's tests need a cgroup delegated to them; the integration
-    # tests run against the guest's systemd itself.
+    # The lane is worth nothing on any other layout. The sandbox's tests need a
+    # cgroup delegated to them; the integration tests run against the guest's
+    # systemd itself.
     command = " ".join(
         [
+            '[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]',
+            '|| { echo "/sys/fs/cgroup is not cgroup v2 only: $(stat -fc %T /sys/fs/cgroup)"; exit 3; }\n',
             "systemd-run --quiet --scope -p Delegate=yes -- /usr/bin/python3 -m pytest -p no:cacheprovider",
-            "-q -rfE -m 'not vm' --junitxml=/run/share/results.xml",
+            "-q -rfE -m 'not vm' -o junit_logging=out-err --junitxml=/run/share/results.xml",
             *(shlex.quote(n) for n in nodeids),
         ]
     )
@@ -113,6 +119,7 @@ def _run_in_guest(config: pytest.Config, nodeids: list[str]) -> dict[str, Outcom
                 f"pytest in the guest left no report (status {result.status}):\n{result.output}"
             )
         outcomes = parse_junit(report.read_text())
+    check_status(result.status, outcomes, result.output)
     summary = result.output.strip().splitlines()[-1:] or ["(no output)"]
     _say(config, f"cgroup v2 guest: {summary[0].strip('= ')} ({result.seconds:.0f} s with boot)")
     return outcomes
@@ -127,6 +134,15 @@ def _say(config: pytest.Config, line: str) -> None:
             reporter.write_line(f"\n{line}")
 
 
+def check_status(status: int, outcomes: dict[str, Outcome], output: str) -> None:
+    """A report is only the whole story if pytest says so: 0 with no failure, 1 with one.
+    Anything else (interrupted, internal error, usage error, nothing collected) is the lane's failure."""
+    failed = any(outcome.status == "failed" for outcome in outcomes.values())
+    if status not in (0, 1) or (status == 1) != failed:
+        tail = "\n".join(output.splitlines()[-30:])
+        raise guest.GuestError(f"pytest in the guest ended with status {status}:\n{tail}")
+
+
 def parse_junit(xml: str) -> dict[str, Outcome]:
     """Outcomes by node id from pytest's JUnit XML (module-level test functions).
 
@@ -136,9 +152,16 @@ def parse_junit(xml: str) -> dict[str, Outcome]:
     for case in ElementTree.fromstring(xml).iter("testcase"):
         nodeid = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
         outcome = Outcome("passed")
+        output = "".join(
+            f"\n----- captured {child.tag[len('system-') :]} -----\n{child.text}"
+            for child in case
+            if child.tag in ("system-out", "system-err") and child.text
+        )
         for child in case:
             if child.tag in ("failure", "error"):
-                outcome = Outcome("failed", f"{child.get('message', '')}\n{child.text or ''}".strip())
+                outcome = Outcome(
+                    "failed", f"{child.get('message', '')}\n{child.text or ''}".strip() + output
+                )
             elif child.tag == "skipped":
                 outcome = Outcome("skipped", child.get("message", ""))
         if nodeid not in outcomes or outcomes[nodeid].status != "failed":
