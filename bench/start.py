@@ -49,11 +49,12 @@ def runc_bundle(root: str, workdir: str) -> str:
 
 
 def entry_script(workdir: str) -> str:
-    """The command as installed: a script that imports the CLI (no runpy, unlike -m)."""
+    """The command as the package installs it (tools/pyctr: -I -S, no runpy), on this checkout."""
     path = os.path.join(workdir, "pyctr")
+    with open(os.path.join(CHECKOUT, "tools", "pyctr")) as f:
+        script = f.read()
     with open(path, "w") as f:
-        f.write(f"#!{PYTHON}\nimport sys\nsys.path.insert(0, {CHECKOUT!r})\n")
-        f.write("from pyctr_systemd.cli import main\nmain()\n")
+        f.write(script.replace("import sys\n", f"import sys\n\nsys.path.insert(0, {CHECKOUT!r})\n", 1))
     os.chmod(path, 0o755)
     return path
 

@@ -42,11 +42,19 @@ class OutOfMemory(PyctrError):
 
 
 class RunConfig:
-    __slots__ = ("name", "launch", "limits", "machine")
+    __slots__ = ("name", "launch", "limits", "machine", "named")
 
-    def __init__(self, name: str, launch: launcher.LaunchSpec, limits: Limits, machine: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        launch: launcher.LaunchSpec,
+        limits: Limits,
+        machine: bool = False,
+        named: bool = True,
+    ) -> None:
         self.name, self.launch, self.limits = name, launch, limits
         self.machine = machine  # register with systemd-machined
+        self.named = named  # the name is the user's, not a fresh random one
 
 
 # Only the pseudo devices the launcher creates (null, zero, full, random,
@@ -100,6 +108,8 @@ def run(config: RunConfig) -> int:
     for warning in unenforced(config.limits, unified):
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     name = UnitName(names.scope_unit(config.name), names.SLICE)
+    if config.named:  # a generated name is new: no round trip to ask
+        bus.refuse_live(names.other_units(name.unit, config.name))
     properties = DEVICE_POLICY + unit_properties(config.limits, unified)
     with Forwarding() as forwarding:
         child, paths = create(config.launch, name, f"pyctr container {config.name}", properties, bus)

@@ -39,16 +39,12 @@ class NotDefined(PyctrError):
         super().__init__(f"container {name} is not defined (pyctr define {name} ...)")
 
 
-def service(name: str) -> str:
-    return f"pyctr@{name}.service"
-
-
 def path(name: str) -> str:
     return os.path.join(CONFIG_DIR, f"{names.validate(name)}.json")
 
 
 def dropin_path(name: str) -> str:
-    return os.path.join(UNIT_DIR, f"{service(names.validate(name))}.d", "50-pyctr.conf")
+    return os.path.join(UNIT_DIR, f"{names.defined_unit(names.validate(name))}.d", "50-pyctr.conf")
 
 
 Setting = tuple[str, str]
@@ -121,7 +117,7 @@ def forget_runtime_changes(name: str) -> None:
     keeps it in systemd's runtime drop-ins): the definition is the truth again."""
     import shutil
 
-    shutil.rmtree(os.path.join(RUNTIME_DIR, f"{service(name)}.d"), ignore_errors=True)
+    shutil.rmtree(os.path.join(RUNTIME_DIR, f"{names.defined_unit(name)}.d"), ignore_errors=True)
 
 
 def _write(target: str, text: str) -> None:

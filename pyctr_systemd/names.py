@@ -37,7 +37,24 @@ def generate() -> str:
 
 
 def scope_unit(name: str) -> str:
+    """`pyctr run`'s unit (and an OCI container's, named by its id)."""
     return f"pyctr-{name}.scope"
+
+
+def detached_unit(name: str) -> str:
+    """`pyctr run -d`'s unit."""
+    return f"pyctr-{name}.service"
+
+
+def defined_unit(name: str) -> str:
+    """A defined container's unit, an instance of pyctr@.service."""
+    return f"pyctr@{name}.service"
+
+
+def other_units(unit: str, name: str) -> list[str]:
+    """The units other than `unit` that a container called `name` could be running
+    as: a name stands for one container, whichever way it was started."""
+    return [u for u in (scope_unit(name), detached_unit(name), defined_unit(name)) if u != unit]
 
 
 def default_hostname(name: str) -> str:

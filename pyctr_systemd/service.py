@@ -32,28 +32,24 @@ HANDOVER_TIMEOUT = 10.0
 _NOT_PASSED = ("detach",)
 
 
-def detached_unit(name: str) -> str:
-    return f"pyctr-{name}.service"
-
-
 def start_defined(name: str) -> int:
     """service-start: the ExecStart of pyctr@NAME.service."""
     definition = definitions.load(name)
     if "bundle" not in definition:
-        return launch({**definitions.run_values(definition), "name": name}, definitions.service(name))
+        return launch({**definitions.run_values(definition), "name": name}, names.defined_unit(name))
     config, warnings = definitions.bundle_config(str(definition["bundle"]))
     for warning in warnings:
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     spec = launch_spec(config)
     spec.terminal = False  # the payload's output goes to the journal
-    return hand_over(spec, name, bool(definition.get("machine")), definitions.service(name))
+    return hand_over(spec, name, bool(definition.get("machine")), names.defined_unit(name))
 
 
 def start_detached(values_json: str) -> int:
     """service-run: the ExecStart of `run -d`'s transient service."""
     values = json.loads(values_json)
     values["args"], values["env"] = tuple(values["args"]), tuple(values["env"])
-    return launch(values, detached_unit(values["name"]))
+    return launch(values, names.detached_unit(values["name"]))
 
 
 def launch(values: dict[str, Any], unit: str) -> int:
@@ -73,6 +69,7 @@ def hand_over(spec: launcher.LaunchSpec, name: str, machine: bool, unit: str) ->
         raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
     _spare_the_launcher(spec)
     bus = Systemd()
+    bus.refuse_live(names.other_units(unit, name))
     child = launcher.spawn(spec)
     try:
         child.expect(b"p")
@@ -135,8 +132,9 @@ def run_detached(values: dict[str, Any]) -> int:
     values["args"], values["env"] = list(values["args"]), list(values["env"])
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     argv = [sys.executable, "-m", "pyctr_systemd", "service-run", json.dumps(values)]
-    unit = detached_unit(name)
+    unit = names.detached_unit(name)
     bus = Systemd()
+    bus.refuse_live(names.other_units(unit, name))
     bus.start_transient(
         unit,
         [
@@ -171,7 +169,7 @@ def update(name: str, res: Resources) -> None:
     bus = Systemd()
     unified = cgroups.is_unified()
     is_defined = name in definitions.defined()
-    unit = definitions.service(name) if is_defined else detached_unit(name)
+    unit = names.defined_unit(name) if is_defined else names.detached_unit(name)
     if not is_defined and bus.unit_path(unit) is None:
         raise PyctrError(f"container {name} does not exist")
     props, warnings = properties(res, unified, devices=False)

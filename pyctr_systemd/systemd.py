@@ -186,6 +186,12 @@ class Systemd:
         units = self._call(ROOT, MANAGER, "ListUnitsByPatterns", "asas", [], patterns)[0]
         return [(str(u[0]), str(u[3]), str(u[6])) for u in units]  # type: ignore[attr-defined]
 
+    def refuse_live(self, units: list[str]) -> None:
+        """ContainerExists if any of `units` is live (one round trip)."""
+        for unit, state, _ in self.list_units(units):
+            if state in _ACTIVE:
+                raise ContainerExists(f"container name is already in use: {unit} is {state}")
+
     def reload(self) -> None:
         """systemctl daemon-reload: returns once systemd has read its unit files again."""
         try:

@@ -223,6 +223,7 @@ def config(
 ) -> container.RunConfig:
     """The container to run, from the parsed options; raises on bad input."""
     root_arg, command = split_args(command_only, args)
+    named = name is not None
     name = names.validate(name) if name is not None else names.generate()
     hostname = hostname if hostname is not None else names.default_hostname(name)
     if not os.path.isabs(cwd):
@@ -245,7 +246,7 @@ def config(
         hostname=hostname,
         pivot=not no_pivot,
     )
-    return container.RunConfig(name=name, launch=spec, limits=limits, machine=machine)
+    return container.RunConfig(name=name, launch=spec, limits=limits, machine=machine, named=named)
 
 
 def execute(values: dict[str, Any]) -> int:

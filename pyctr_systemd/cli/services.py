@@ -127,7 +127,7 @@ def _bundle_definition(
 def undefine(container_name: str) -> None:
     """Stop a declared container and remove its definition and drop-in."""
     bus = Systemd()
-    unit = definitions.service(names.validate(container_name))
+    unit = names.defined_unit(names.validate(container_name))
     bus.stop(unit, unload=False)
     bus.reset_failed(unit)  # a failed run is forgotten with its definition
     definitions.remove(container_name)
@@ -141,8 +141,8 @@ def defined() -> None:
     bus = Systemd()
     rows = [("NAME", "SERVICE", "STATE")]
     for name in definitions.defined():
-        state = bus.unit_property(definitions.service(name), UNIT, "ActiveState") or "inactive"
-        rows.append((name, definitions.service(name), str(state)))
+        state = bus.unit_property(names.defined_unit(name), UNIT, "ActiveState") or "inactive"
+        rows.append((name, names.defined_unit(name), str(state)))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
     for r in rows:
         click.echo(f"{r[0].ljust(widths[0])}   {r[1].ljust(widths[1])}   {r[2]}")
@@ -166,8 +166,8 @@ def _unit_of(bus: Systemd, name: str) -> str:
     """The service of a defined or detached container."""
     names.validate(name)
     if name in definitions.defined():
-        return definitions.service(name)
-    unit = service.detached_unit(name)
+        return names.defined_unit(name)
+    unit = names.detached_unit(name)
     if bus.unit_path(unit) is None:
         raise PyctrError(f"no container {name}: neither defined nor running detached")
     return unit
@@ -201,7 +201,7 @@ def stop(container_name: str) -> None:
 def rm(container_name: str, force: bool) -> None:
     """Remove a stopped detached container (its service and its failed state)."""
     bus = Systemd()
-    unit = service.detached_unit(names.validate(container_name))
+    unit = names.detached_unit(names.validate(container_name))
     state = bus.active_state(unit)
     if state is None:
         raise PyctrError(f"no detached container {container_name}")

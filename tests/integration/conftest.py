@@ -120,6 +120,31 @@ def _state_dirs() -> list[str]:
     return sorted(str(p) for p in STATE_ROOT.iterdir()) if STATE_ROOT.is_dir() else []
 
 
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 0:
+        pids.add(pid)
+        status = Path(f"/proc/{pid}/status").read_text()
+        pid = int(status.split("PPid:")[1].split()[0])
+    return pids
+
+
+def _pyctr_processes() -> list[str]:
+    """pyctr processes other than the tests' own: a launcher left waiting, say."""
+    found, ours = [], _ancestors()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if b"pyctr_systemd" in cmdline:
+            argv = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {argv}")
+    return found
+
+
 def _mountpoints() -> set[str]:
     return {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
 
@@ -133,6 +158,10 @@ def nothing_left_behind() -> Iterator[None]:
     while any(u.startswith("libpod-conmon-") for u in units) and time.monotonic() < deadline:
         time.sleep(0.1)  # podman's conmon may outlive `podman run` by a moment
         units = _our_units()
+    processes = _pyctr_processes()
+    while processes and time.monotonic() < deadline:
+        time.sleep(0.1)  # a pyctr that has just returned may still be reaping
+        processes = _pyctr_processes()
     groups, new_mounts = _slice_children(), _mountpoints() - mounts
     states, machines = _state_dirs(), _machines()
     for unit in units:  # clean up so one leak does not fail every later test
@@ -142,6 +171,7 @@ def nothing_left_behind() -> Iterator[None]:
     for state in states:
         subprocess.run(["rm", "-rf", state], check=False)
     assert units == [], f"units left behind: {units}"
+    assert processes == [], f"pyctr processes left behind: {processes}"
     assert states == [], f"container state left behind: {states}"
     assert machines == [], f"machine registrations left behind: {machines}"
     assert groups == [], f"cgroups left behind: {groups}"

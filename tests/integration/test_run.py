@@ -73,11 +73,30 @@ def test_env_and_workdir() -> None:
     assert result.stdout.splitlines() == ["/srv/app", "hi there", "[]", "/root", "pyctr"]
 
 
-def test_no_pivot_uses_chroot(marked_rootfs: tuple[str, str]) -> None:
+@pytest.mark.parametrize("pivot", [True, False], ids=["pivot_root", "no-pivot"])
+def test_the_root_is_entered_with_pivot_root_or_chroot(
+    marked_rootfs: tuple[str, str], tmp_path: Path, pivot: bool
+) -> None:
+    # Seen from inside, both give the same "/"; the system calls tell them apart.
     root, marker = marked_rootfs
-    result = pyctr("run", "--no-pivot", root, "--", "sh", "-c", "cat /YOU-ARE-HERE; echo pid=$$")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [marker, "pid=1"]
+    trace = tmp_path / "trace"
+    options = [] if pivot else ["--no-pivot"]
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=pivot_root,chroot", "-e", "signal=none", "-o", str(trace)]
+        + [sys.executable, "-m", "pyctr_systemd", "run", *options, root, "--", "cat", "/YOU-ARE-HERE"],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, marker + "\n"), done.stderr
+    calls = [line.split()[1].split("(")[0] for line in trace.read_text().splitlines()]
+    assert calls == (["pivot_root"] if pivot else ["chroot"])
+
+
+def test_the_hostname_defaults_to_the_name() -> None:
+    result = pyctr("run", "--name", "web-1", "--", "hostname")
+    assert (result.returncode, result.stdout) == (0, "web-1\n"), result.stderr
 
 
 def test_network_namespace_has_loopback_up() -> None:
@@ -88,17 +107,41 @@ def test_network_namespace_has_loopback_up() -> None:
     assert int(flags, 16) & 0x1, "lo is down"
 
 
+# Each device of the minimal /dev does what it is for.
+USE_DEVICES = """
+ls /dev
+echo discard > /dev/null && echo null ok
+[ "$(head -c 3 /dev/zero | od -An -tx1)" = " 00 00 00" ] && echo zero ok
+echo x 2>&1 > /dev/full | grep -q 'No space left' && echo full ok
+[ "$(head -c 4 /dev/random | wc -c)" = 4 ] && [ "$(head -c 4 /dev/urandom | wc -c)" = 4 ] && echo random ok
+(: < /dev/tty) 2>&1 | grep -q 'No such device or address' && echo tty ok
+stat -L -c '%n %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/ptmx
+ls -d /dev/pts /dev/shm
+"""
+
+
 def test_minimal_dev() -> None:
-    result = pyctr(
-        "run",
-        "--",
-        "sh",
-        "-c",
-        "ls /dev; echo discard > /dev/null; head -c 4 /dev/urandom | wc -c; ls -d /dev/pts /dev/shm",
-    )
+    result = pyctr("run", "--", "sh", "-c", USE_DEVICES)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.split()
-    assert lines[:-3] == [
+    lines = result.stdout.splitlines()
+    listing = lines[: lines.index("null ok")]
+    assert lines[len(listing) :] == [
+        "null ok",
+        "zero ok",
+        "full ok",
+        "random ok",
+        "tty ok",  # a session of its own: /dev/tty is there, but no controlling terminal
+        "/dev/null 1:3",
+        "/dev/zero 1:5",
+        "/dev/full 1:7",
+        "/dev/random 1:8",
+        "/dev/urandom 1:9",
+        "/dev/tty 5:0",
+        "/dev/ptmx 5:2",
+        "/dev/pts",
+        "/dev/shm",
+    ]
+    assert listing == [
         "fd",
         "full",
         "mqueue",
@@ -114,7 +157,6 @@ def test_minimal_dev() -> None:
         "urandom",
         "zero",
     ]
-    assert lines[-3:] == ["4", "/dev/pts", "/dev/shm"]
 
 
 def test_devices_other_than_the_minimal_ones_are_refused() -> None:

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from pyctr_systemd import cgroups, definitions
-from tests.cli import CHECKOUT, pyctr
-from tests.integration.conftest import Bundle, cgroup_file, show, systemctl, unit_pids
+from tests.cli import CHECKOUT, pyctr, start_pyctr
+from tests.integration.conftest import Bundle, cgroup_file, show, systemctl, unit_pids, wait_for_line
 
 # PID 1 of a pid namespace ignores signals it has no handler for: this one stops on SIGTERM.
 SLEEP = "trap 'exit 0' TERM; sleep 1000 & wait"
@@ -168,6 +168,31 @@ def test_run_detached_that_cannot_start_says_why_and_leaves_nothing() -> None:
     assert systemctl("list-units", "--all", "--no-legend", "pyctr-nf.service").stdout.strip() == ""
 
 
+def test_a_name_is_one_container_however_it_runs(units: None) -> None:
+    ok("run", "-d", "--name", "solo", "--", "sh", "-c", SLEEP)
+    try:
+        taken = pyctr("run", "--name", "solo", "--", "true")
+        assert (taken.returncode, taken.stderr) == (
+            125,
+            "pyctr: container name is already in use: pyctr-solo.service is active\n",
+        )
+        ok("define", "solo", "--", "true")
+        assert systemctl("start", "pyctr@solo.service", check=False).returncode != 0
+        wait_for("the reason in the journal", lambda: "already in use" in journal("pyctr@solo.service"))
+        systemctl("reset-failed", "pyctr@solo.service", check=False)
+    finally:
+        ok("rm", "--force", "solo")
+    first = start_pyctr("run", "--name", "solo", "--", "sh", "-c", "echo ready; read x")
+    try:
+        wait_for_line(first, "ready")
+        taken = pyctr("run", "-d", "--name", "solo", "--", "true")
+        assert taken.stderr == "pyctr: container name is already in use: pyctr-solo.scope is active\n"
+        assert systemctl("list-units", "--all", "--no-legend", "pyctr-solo.service").stdout.strip() == ""
+    finally:
+        first.communicate("\n", timeout=30)
+    assert first.returncode == 0
+
+
 def test_stats_cgls_and_cgtop_show_the_container() -> None:
     ok("run", "-d", "--name", "seen", "--memory", "32M", "--pids-limit", "20", "--", "sh", "-c", SLEEP)
     service = "pyctr-seen.service"
@@ -208,11 +233,32 @@ def test_update_is_live_and_persists_for_a_defined_container(units: None) -> Non
     service = "pyctr@upd.service"
     systemctl("start", service)
     try:
-        ok("update", "--memory", "64M", "--pids-limit", "30", "upd")
-        assert show(service, "MemoryMax", "TasksMax") == {"MemoryMax": str(64 << 20), "TasksMax": "30"}
+        ok(
+            "update",
+            "--memory",
+            "64M",
+            "--pids-limit",
+            "30",
+            "--cpu-shares",
+            "2048",
+            "--cpu-quota",
+            "20000",
+            "upd",
+        )
+        expected = {"MemoryMax": str(64 << 20), "TasksMax": "30", "CPUQuotaPerSecUSec": "200ms"}
+        weight = (
+            ("CPUWeight", "200", "cpu.weight")
+            if cgroups.is_unified()
+            else ("CPUShares", "2048", "cpu.shares")
+        )
+        expected[weight[0]] = weight[1]
+        assert show(service, *expected) == expected
         assert cgroup_file(service, "pids", "pids.max", "pids.max") == "30"
+        assert cgroup_file(service, "cpu", weight[2], weight[2]) == weight[1]
+        quota = cgroup_file(service, "cpu", "cpu.cfs_quota_us", "cpu.max")
+        assert quota == ("20000 100000" if cgroups.is_unified() else "20000")
         systemctl("daemon-reload")
-        assert show(service, "MemoryMax", "TasksMax") == {"MemoryMax": str(64 << 20), "TasksMax": "30"}
+        assert show(service, *expected) == expected
         assert "MemoryMax=67108864" in Path(definitions.dropin_path("upd")).read_text()
     finally:
         systemctl("stop", service)

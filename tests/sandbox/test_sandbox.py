@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -84,12 +85,16 @@ def test_host_tmp_survives_and_nothing_is_left_behind() -> None:
     keep = tempfile.NamedTemporaryFile(prefix="pyctr-keep-", dir="/tmp")
     mounts = _mountpoints()
     with Sandbox() as sandbox:
-        pid, unshare_pid = sandbox.pid, sandbox.unshare.pid  # type: ignore[union-attr]
+        assert sandbox.unshare is not None
+        pid, unshare = sandbox.pid, sandbox.unshare
         cgroup_dirs, tmpdir = list(sandbox.cgroups.dirs), sandbox.tmpdir
         assert cgroup_dirs and all(Path(d).is_dir() for d in cgroup_dirs)
         sh(sandbox, "systemd-tmpfiles --clean; systemd-run --quiet --scope true")
     assert Path(keep.name).exists()  # systemd-tmpfiles cleaned the overlay's /tmp, not ours
-    for p in (pid, unshare_pid):
+    # It powered off, within the grace: reboot(2) in a pid namespace ends the
+    # namespace's init with SIGINT (which unshare passes on); the fallback is SIGKILL.
+    assert unshare.returncode == -signal.SIGINT
+    for p in (pid, unshare.pid):
         assert not Path(f"/proc/{p}").exists(), f"process {p} survived"
     assert not any(Path(d).exists() for d in cgroup_dirs)
     assert not Path(tmpdir).exists()
