@@ -90,6 +90,8 @@ def create(
     for message in warnings + config.warnings + more:
         log.warning(message)
     bus = Systemd()
+    if name.unit == names.scope_unit(container_id):  # pyctr's own unit names: one name, one container
+        bus.refuse_live(names.other_units(name.unit, container_id))
     store.reserve(container_id)
     try:
         return _create(store, container_id, opts, config, name, props, bus, console)

@@ -30,7 +30,7 @@ from pyctr_systemd import cgroups, syscalls
 SYSTEMD = "/lib/systemd/systemd"
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOT_TIMEOUT = 30.0
-POWEROFF_GRACE = 5.0
+POWEROFF_GRACE = 15.0  # a poweroff takes well under a second here, seconds under emulation
 # Hierarchies whose new child groups need settings before a task may join (cpuset's
 # cpus and mems); systemd does not use them on v1, so the sandbox stays in ours.
 _SKIP_HIERARCHIES = frozenset({"cpuset"})

@@ -129,19 +129,23 @@ def _ancestors() -> set[int]:
     return pids
 
 
-def _pyctr_processes() -> list[str]:
+def _is_pyctr(argv: list[bytes]) -> bool:
+    """python3 -m pyctr_systemd..., or a `pyctr` script (the package's runs as python3 -IS /usr/bin/pyctr)."""
+    return any(arg.startswith(b"pyctr_systemd") or os.path.basename(arg) == b"pyctr" for arg in argv[:3])
+
+
+def _pyctr_processes() -> dict[int, str]:
     """pyctr processes other than the tests' own: a launcher left waiting, say."""
-    found, ours = [], _ancestors()
+    found, ours = {}, _ancestors()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in ours:
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile
-        if b"pyctr_systemd" in cmdline:
-            argv = cmdline.replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{entry.name}: {argv}")
+        if _is_pyctr(argv):
+            found[int(entry.name)] = b" ".join(argv).decode(errors="replace")
     return found
 
 
@@ -158,10 +162,15 @@ def nothing_left_behind() -> Iterator[None]:
     while any(u.startswith("libpod-conmon-") for u in units) and time.monotonic() < deadline:
         time.sleep(0.1)  # podman's conmon may outlive `podman run` by a moment
         units = _our_units()
-    processes = _pyctr_processes()
+    processes, deadline = _pyctr_processes(), time.monotonic() + 10
     while processes and time.monotonic() < deadline:
-        time.sleep(0.1)  # a pyctr that has just returned may still be reaping
+        time.sleep(0.1)  # a pyctr that has just returned may still be reaping, or handing over
         processes = _pyctr_processes()
+    for pid in processes:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
     groups, new_mounts = _slice_children(), _mountpoints() - mounts
     states, machines = _state_dirs(), _machines()
     for unit in units:  # clean up so one leak does not fail every later test
@@ -171,7 +180,7 @@ def nothing_left_behind() -> Iterator[None]:
     for state in states:
         subprocess.run(["rm", "-rf", state], check=False)
     assert units == [], f"units left behind: {units}"
-    assert processes == [], f"pyctr processes left behind: {processes}"
+    assert processes == {}, f"pyctr processes left behind: {processes}"
     assert states == [], f"container state left behind: {states}"
     assert machines == [], f"machine registrations left behind: {machines}"
     assert groups == [], f"cgroups left behind: {groups}"

@@ -168,7 +168,7 @@ def test_run_detached_that_cannot_start_says_why_and_leaves_nothing() -> None:
     assert systemctl("list-units", "--all", "--no-legend", "pyctr-nf.service").stdout.strip() == ""
 
 
-def test_a_name_is_one_container_however_it_runs(units: None) -> None:
+def test_a_name_is_one_container_however_it_runs(units: None, oci_bundle: Bundle) -> None:
     ok("run", "-d", "--name", "solo", "--", "sh", "-c", SLEEP)
     try:
         taken = pyctr("run", "--name", "solo", "--", "true")
@@ -179,14 +179,22 @@ def test_a_name_is_one_container_however_it_runs(units: None) -> None:
         ok("define", "solo", "--", "true")
         assert systemctl("start", "pyctr@solo.service", check=False).returncode != 0
         wait_for("the reason in the journal", lambda: "already in use" in journal("pyctr@solo.service"))
-        systemctl("reset-failed", "pyctr@solo.service", check=False)
+        ok("undefine", "solo")
+        oci = pyctr("create", "--bundle", str(oci_bundle.write("true").path), "solo")
+        assert (oci.returncode, oci.stderr) == (
+            125,
+            "pyctr: container name is already in use: pyctr-solo.service is active\n",
+        )
     finally:
         ok("rm", "--force", "solo")
     first = start_pyctr("run", "--name", "solo", "--", "sh", "-c", "echo ready; read x")
     try:
         wait_for_line(first, "ready")
         taken = pyctr("run", "-d", "--name", "solo", "--", "true")
-        assert taken.stderr == "pyctr: container name is already in use: pyctr-solo.scope is active\n"
+        assert (taken.returncode, taken.stderr) == (
+            125,
+            "pyctr: container name is already in use: pyctr-solo.scope is active\n",
+        )
         assert systemctl("list-units", "--all", "--no-legend", "pyctr-solo.service").stdout.strip() == ""
     finally:
         first.communicate("\n", timeout=30)

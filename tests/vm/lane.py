@@ -48,7 +48,7 @@ class GuestItem(pytest.Item):
         self.add_marker(pytest.mark.timeout(LANE_TIMEOUT))
 
     def runtest(self) -> None:
-        results = _results(self.config, self.session.items)
+        results = _results(self.config, self.session.items, self.nodeid)
         if isinstance(results, guest.GuestError):
             first = self.config.stash.setdefault(_FIRST, self.nodeid)
             raise GuestFailure(str(results) if first == self.nodeid else f"the guest failed: see {first}")
@@ -83,15 +83,18 @@ def add_twins(items: list[pytest.Item]) -> None:
     items.extend(twins)
 
 
-def _results(config: pytest.Config, items: Iterable[pytest.Item]) -> dict[str, Outcome] | guest.GuestError:
+def _results(
+    config: pytest.Config, items: Iterable[pytest.Item], nodeid: str
+) -> dict[str, Outcome] | guest.GuestError:
     if _RESULTS not in config.stash:
         originals = [item.original for item in items if isinstance(item, GuestItem)]
         try:
             config.stash[_RESULTS] = _run_in_guest(config, originals)
         except guest.GuestError as e:
             config.stash[_RESULTS] = e
-        except BaseException as e:  # a crash or a timeout: once, not again for every twin
+        except BaseException as e:  # a crash or a timeout: reported here, not tried again by every twin
             config.stash[_RESULTS] = guest.GuestError(f"the lane broke off: {type(e).__name__}: {e}")
+            config.stash[_FIRST] = nodeid
             raise
     return config.stash[_RESULTS]
 
