@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pyctr_systemd import cgroups, rootfs
+from tests.mounts import mountpoints
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -149,13 +150,9 @@ def _pyctr_processes() -> dict[int, str]:
     return found
 
 
-def _mountpoints() -> set[str]:
-    return {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
-
-
 @pytest.fixture(autouse=True)
 def nothing_left_behind() -> Iterator[None]:
-    mounts = _mountpoints()
+    mounts = mountpoints()
     yield
     units = _our_units()
     deadline = time.monotonic() + 5
@@ -171,7 +168,7 @@ def nothing_left_behind() -> Iterator[None]:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    groups, new_mounts = _slice_children(), _mountpoints() - mounts
+    groups, new_mounts = _slice_children(), mountpoints() - mounts
     states, machines = _state_dirs(), _machines()
     for unit in units:  # clean up so one leak does not fail every later test
         systemctl("kill", "--signal=KILL", unit, check=False)

@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 
 from pyctr_systemd.sandbox import Sandbox
+from tests.mounts import mountpoints
 
 pytestmark = pytest.mark.sandbox
-
-
-def _mountpoints() -> set[str]:
-    return {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +80,7 @@ def test_writes_stay_inside(sandbox: Sandbox) -> None:
 
 def test_host_tmp_survives_and_nothing_is_left_behind() -> None:
     keep = tempfile.NamedTemporaryFile(prefix="pyctr-keep-", dir="/tmp")
-    mounts = _mountpoints()
+    mounts = mountpoints()
     with Sandbox() as sandbox:
         assert sandbox.unshare is not None
         pid, unshare = sandbox.pid, sandbox.unshare
@@ -98,7 +95,7 @@ def test_host_tmp_survives_and_nothing_is_left_behind() -> None:
         assert not Path(f"/proc/{p}").exists(), f"process {p} survived"
     assert not any(Path(d).exists() for d in cgroup_dirs)
     assert not Path(tmpdir).exists()
-    assert _mountpoints() == mounts
+    assert mountpoints() == mounts
     keep.close()
 
 

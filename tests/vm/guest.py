@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from tests.mounts import mountpoints
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 CACHE = Path("/var/cache/pyctr-test-vm")
 MIRROR = "http://deb.debian.org/debian"
@@ -186,8 +188,7 @@ def _image(cache: Path, lock: IO[str]) -> Path:
 
 def _remove(path: Path) -> None:
     """rmtree, after unmounting what a stopped debootstrap left mounted below (proc, sys, dev)."""
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    for mountpoint in sorted((m for m in mounts if m.startswith(f"{path}/")), reverse=True):
+    for mountpoint in sorted((m for m in mountpoints() if m.startswith(f"{path}/")), reverse=True):
         subprocess.run(["umount", "--lazy", mountpoint], check=False)
     shutil.rmtree(path, ignore_errors=True)
 
