@@ -5,7 +5,7 @@ pyctr, runc (--systemd-cgroup and cgroupfs) and crun, alternating in a new
 random order each round, so drift hits all alike. Prints medians, deciles and
 ratios to runc --systemd-cgroup; asserts nothing.
 
-    sudo /usr/bin/python3 bench/oci.py [-n ROUNDS]
+    sudo /usr/bin/python3 bench/oci.py [-n ROUNDS] [--baseline CHECKOUT]
 
 Where PID 1 is not systemd it re-runs itself inside the project's sandbox.
 crun 1.8 refuses a hybrid cgroup layout ("cgroups in hybrid mode not
@@ -38,7 +38,7 @@ PYTHON = "/usr/bin/python3"
 UNIFIED = "/sys/fs/cgroup/unified"
 
 
-def runtimes(workdir: str) -> dict[str, list[str]]:
+def runtimes(workdir: str, baseline: str) -> dict[str, list[str]]:
     found = {
         "pyctr": [entry_script(workdir), "--root", f"{workdir}/pyctr-state"],
         "runc --systemd-cgroup": ["runc", "--systemd-cgroup", "--root", f"{workdir}/runc-state"],
@@ -47,6 +47,9 @@ def runtimes(workdir: str) -> dict[str, list[str]]:
     if shutil.which("crun"):
         found["crun --systemd-cgroup"] = ["crun", "--systemd-cgroup", "--root", f"{workdir}/crun-state"]
         found["crun (cgroupfs)"] = ["crun", "--root", f"{workdir}/crun-state"]
+    if baseline:  # another checkout of pyctr (see bench/start.py)
+        script = entry_script(workdir, baseline, "pyctr-baseline")
+        found["pyctr (baseline)"] = [script, "--root", f"{workdir}/pyctr-state"]
     return found
 
 
@@ -64,11 +67,11 @@ def works(commands: list[list[str]]) -> bool:
     return all(subprocess.run(c, **quiet).returncode == 0 for c in commands)  # type: ignore[call-overload]
 
 
-def measure(rounds: int) -> None:
+def measure(rounds: int, baseline: str) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         path = runc_bundle(rootfs.default(), workdir)  # /bin/true on the default rootfs
         scenarios: dict[str, list[list[str]]] = {}
-        for name, runtime in runtimes(workdir).items():
+        for name, runtime in runtimes(workdir, baseline).items():
             cid = f"bench-{len(scenarios)}"
             for label, commands in (
                 ("create+start+delete", lifecycle(runtime, path, cid)),
@@ -116,19 +119,21 @@ def legacy_view() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--rounds", type=int, default=20)
+    parser.add_argument("--baseline", default="", help="Another checkout of pyctr to time alongside.")
     parser.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    baseline = os.path.abspath(args.baseline) if args.baseline else ""
     if not shutil.which("runc"):
         print("bench: runc is not installed (apt-get install runc crun)", file=sys.stderr)
         return 1
+    me = [PYTHON, os.path.abspath(__file__), "-n", str(args.rounds), "--baseline", baseline]
     if not os.path.isdir("/run/systemd/system"):
         with Sandbox() as sandbox:
-            return sandbox.run([PYTHON, os.path.abspath(__file__), "-n", str(args.rounds)]).returncode
+            return sandbox.run(me).returncode
     if not args.in_namespace:
-        me = [PYTHON, os.path.abspath(__file__), "-n", str(args.rounds), "--in-namespace"]
-        return subprocess.run(["unshare", "--mount", *me]).returncode
+        return subprocess.run(["unshare", "--mount", *me, "--in-namespace"]).returncode
     legacy_view()
-    measure(args.rounds)
+    measure(args.rounds, baseline)
     return 0
 
 

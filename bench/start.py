@@ -6,9 +6,12 @@ machine hits all alike, and no contender always follows the same one (a cgroup
 migration right after another's is cheaper: the kernel's RCU sync is still
 warm). Prints medians, deciles and ratios to runc; asserts nothing.
 
-    sudo /usr/bin/python3 bench/start.py [-n ROUNDS]
+    sudo /usr/bin/python3 bench/start.py [-n ROUNDS] [--baseline CHECKOUT]
 
-Where PID 1 is not systemd it re-runs itself inside the project's sandbox.
+--baseline adds the entry script of another checkout of pyctr (an earlier
+commit, say: git worktree add /tmp/base COMMIT), so a change's cost is
+measured in the same run as everything else. Where PID 1 is not systemd it
+re-runs itself inside the project's sandbox.
 """
 
 from __future__ import annotations
@@ -48,22 +51,31 @@ def runc_bundle(root: str, workdir: str) -> str:
     return bundle
 
 
-def entry_script(workdir: str) -> str:
-    """The command as the package installs it (tools/pyctr: -I -S, no runpy), on this checkout."""
-    path = os.path.join(workdir, "pyctr")
-    with open(os.path.join(CHECKOUT, "tools", "pyctr")) as f:
+def entry_script(workdir: str, checkout: str = CHECKOUT, name: str = "pyctr") -> str:
+    """The command as the package installs it (tools/pyctr: -I -S, no runpy), on a checkout."""
+    path = os.path.join(workdir, name)
+    with open(os.path.join(checkout, "tools", "pyctr")) as f:
         script = f.read()
     with open(path, "w") as f:
-        f.write(script.replace("import sys\n", f"import sys\n\nsys.path.insert(0, {CHECKOUT!r})\n", 1))
+        f.write(script.replace("import sys\n", f"import sys\n\nsys.path.insert(0, {checkout!r})\n", 1))
     os.chmod(path, 0o755)
     return path
 
 
-def contenders(root: str, bundle: str, pyctr: str) -> dict[str, list[str]]:
-    return {
+def contenders(root: str, bundle: str, pyctr: str, baseline: str) -> dict[str, list[str]]:
+    found = {
         # The default rootfs, as a user gets it: with its throwaway write layer.
         "pyctr run (python3 -m)": [PYTHON, "-m", "pyctr_systemd", "run", "--", "/bin/true"],
         "pyctr run (entry script)": [pyctr, "run", "--", "/bin/true"],
+        # What the default seccomp profile costs (libseccomp compiles it each time).
+        "pyctr run, seccomp=unconfined": [
+            pyctr,
+            "run",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--",
+            "/bin/true",
+        ],
         "runc --systemd-cgroup run": ["runc", "--systemd-cgroup", "run", "--bundle", bundle, "bench"],
         "runc run (cgroupfs)": ["runc", "run", "--bundle", bundle, "bench"],
         "systemd-run --scope": ["systemd-run", "--quiet", "--scope", "--slice=pyctr.slice", "/bin/true"],
@@ -77,12 +89,16 @@ def contenders(root: str, bundle: str, pyctr: str) -> dict[str, list[str]]:
         ],
         "python3 -c pass": [PYTHON, "-c", "pass"],
     }
+    if baseline:
+        found["pyctr run (baseline script)"] = [baseline, "run", "--", "/bin/true"]
+    return found
 
 
-def measure(rounds: int) -> None:
+def measure(rounds: int, baseline: str) -> None:
     root = rootfs.default()
     with tempfile.TemporaryDirectory() as workdir:
-        runs = contenders(root, runc_bundle(root, workdir), entry_script(workdir))
+        before = entry_script(workdir, baseline, "pyctr-baseline") if baseline else ""
+        runs = contenders(root, runc_bundle(root, workdir), entry_script(workdir), before)
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(rounds):
             for name, argv in random.sample(list(runs.items()), len(runs)):
@@ -103,14 +119,17 @@ def measure(rounds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--rounds", type=int, default=30)
+    parser.add_argument("--baseline", default="", help="Another checkout of pyctr to time alongside.")
     args = parser.parse_args()
+    baseline = os.path.abspath(args.baseline) if args.baseline else ""
     if not os.path.isdir("/run/systemd/system"):
         if not shutil.which("runc"):
             print("bench: runc is not installed (apt-get install runc)", file=sys.stderr)
             return 1
         with Sandbox() as sandbox:
-            return sandbox.run([PYTHON, os.path.abspath(__file__), "-n", str(args.rounds)]).returncode
-    measure(args.rounds)
+            argv = [PYTHON, os.path.abspath(__file__), "-n", str(args.rounds), "--baseline", baseline]
+            return sandbox.run(argv).returncode
+    measure(args.rounds, baseline)
     return 0
 
 

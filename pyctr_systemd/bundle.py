@@ -1,8 +1,9 @@
 """OCI bundles: `pyctr spec` writes a bundle's config.json with runc's defaults.
 
 The config comes from templates/config.json.j2, so it is JSON-equal to what
-`runc spec` (or `runc spec --rootless`) writes. Like runc, an existing
-config.json is never overwritten.
+`runc spec` (or `runc spec --rootless`) writes, but for linux.seccomp: pyctr's
+default profile, as close to docker's and podman's as a spec can say. Like
+runc, an existing config.json is never overwritten.
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ CONFIG = "config.json"
 EXISTS = f"File {CONFIG} exists. Remove it first"
 
 
-def render_spec(rootless: bool, host_uid: int = 0, host_gid: int = 0) -> str:
-    """The config.json text; with rootless, host_uid and host_gid are mapped to root in the container."""
-    from pyctr_systemd import templates
+# The capabilities runc's spec gives: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
+SPEC_CAPABILITIES = frozenset({29, 5, 10})
 
-    return templates.render("config.json.j2", rootless=rootless, host_uid=host_uid, host_gid=host_gid)
+
+def render_spec(rootless: bool, host_uid: int = 0, host_gid: int = 0, seccomp: bool = True) -> str:
+    """The config.json text: runc's, plus pyctr's default seccomp profile (as podman and
+    docker always send one); with rootless, host_uid and host_gid are mapped to root."""
+    import json
+
+    from pyctr_systemd import seccomp_profile, templates
+
+    profile = ""
+    if seccomp:
+        found = seccomp_profile.default_profile(SPEC_CAPABILITIES, os.uname().machine)
+        profile = json.dumps(found, indent="\t").replace("\n", "\n\t\t")
+    return templates.render(
+        "config.json.j2", rootless=rootless, host_uid=host_uid, host_gid=host_gid, seccomp=profile
+    )
 
 
 def write_spec(bundle: str, rootless: bool) -> str:

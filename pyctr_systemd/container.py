@@ -16,8 +16,10 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
 
-from pyctr_systemd import cgroups, launcher, names, rootfs
+from pyctr_systemd import cgroups, names, rootfs
 from pyctr_systemd.errors import ContainerExists, NotRoot, PyctrError, SystemdError
+from pyctr_systemd.init import sync
+from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.limits import Limits, Property, format_size, unenforced, unit_properties
 from pyctr_systemd.oom import OomWatch
 from pyctr_systemd.systemd import Systemd
@@ -47,7 +49,7 @@ class RunConfig:
     def __init__(
         self,
         name: str,
-        launch: launcher.LaunchSpec,
+        launch: LaunchSpec,
         limits: Limits,
         machine: bool = False,
         named: bool = True,
@@ -63,36 +65,38 @@ DEVICE_POLICY: list[Property] = [("DevicePolicy", "s", "closed")]
 
 
 def create(
-    launch: launcher.LaunchSpec,
+    launch: LaunchSpec,
     name: UnitName,
     description: str,
     properties: list[Property],
     bus: Systemd,
     before_go: Callable[[int], None] | None = None,
-) -> tuple[launcher.Child, dict[str, str]]:
+) -> tuple[sync.Child, dict[str, str]]:
     """Make the container up to the exec of its payload, in its unit; return the
     child and its cgroup paths. Whatever fails, nothing is left: no process, no unit.
 
     The child prepares the rootfs while systemd creates the scope; `before_go`
     (createRuntime hooks) runs once both are done.
     """
-    child = launcher.spawn(launch)
-    try:
-        bus.start_transient(name.unit, scope_properties(description, name.slice, child.pid, properties))
-        paths = cgroups.of_pid(child.pid)
+    paths: dict[str, str] = {}
+    theirs = False
+
+    def place(pid: int) -> None:
+        nonlocal theirs
+        try:
+            bus.start_transient(name.unit, scope_properties(description, name.slice, pid, properties))
+        except ContainerExists:
+            theirs = True  # that unit is not ours to stop
+            raise
+        paths.update(cgroups.of_pid(pid))
         if not _in_unit(paths, name.unit):
             raise SystemdError(f"systemd did not move the container into {name.unit}")
-        child.expect(b"p")
-        if before_go is not None:
-            before_go(child.pid)
-        child.send(b"g")
-        child.expect(b"c")
-    except BaseException as e:
-        error = child.abort()  # a failed setup explains a failed start best
-        if not isinstance(e, ContainerExists):  # that unit is not ours to stop
+
+    try:
+        child = sync.launch_created(launch, place, before_go)
+    except BaseException:
+        if not theirs:
             stop_quietly(bus, name.unit)
-        if error is not None:
-            raise error from None
         raise
     return child, paths
 
@@ -120,7 +124,7 @@ def run(config: RunConfig) -> int:
                 from pyctr_systemd import machined
 
                 machined.register(bus, config.name, child.pid, config.launch.rootfs)
-            child.send(b"s")
+            child.send(sync.START)
             status = wait(child, forwarding.pidfd, watch)
         finally:
             watch.close()
@@ -146,21 +150,10 @@ def _in_unit(paths: dict[str, str], unit: str) -> bool:
     return path is not None and path.rsplit("/", 1)[-1] == unit
 
 
-def spawn_into(launch: launcher.LaunchSpec, bus: Systemd, unit: str) -> launcher.Child:
+def spawn_into(launch: LaunchSpec, bus: Systemd, unit: str) -> sync.Child:
     """A process for a running container's unit (exec): moved into the unit
     before it joins the container's cgroup namespace, created up to its exec."""
-    child = launcher.spawn(launch)
-    try:
-        bus.attach(unit, child.pid)
-        child.expect(b"p")
-        child.send(b"g")
-        child.expect(b"c")
-    except BaseException as e:
-        error = child.abort()
-        if error is not None:
-            raise error from None
-        raise e
-    return child
+    return sync.launch_created(launch, lambda pid: bus.attach(unit, pid))
 
 
 def stop_quietly(bus: Systemd, unit: str) -> None:
@@ -210,7 +203,7 @@ class Forwarding:
             os.close(self.pidfd)
 
 
-def wait(child: launcher.Child, pidfd: int, watch: OomWatch | None = None) -> int:
+def wait(child: sync.Child, pidfd: int, watch: OomWatch | None = None) -> int:
     """Wait for the child's exit, watching for OOM kills meanwhile."""
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)

@@ -142,8 +142,8 @@ def load(name: str) -> dict[str, object]:
 def run_values(definition: dict[str, object]) -> dict[str, Any]:
     """The `pyctr run` option values of a definition made from them."""
     values: dict[str, Any] = dict(definition["run"])  # type: ignore[call-overload]
-    values["args"] = tuple(values.get("args", ()))
-    values["env"] = tuple(values.get("env", ()))
+    for key in ("args", "env", "security_opt"):
+        values[key] = tuple(values.get(key, ()))
     return values
 
 

@@ -9,8 +9,6 @@ payload's exec; poststart after start; poststop when the container is deleted.
 
 from __future__ import annotations
 
-import json
-
 from pyctr_systemd.errors import PyctrError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -48,7 +46,10 @@ def from_json(data: dict[str, object]) -> Hook:
 
 def run(hook: Hook, state: dict[str, object]) -> None:
     """Run one hook to its end; raise HookError if it fails or runs out of time."""
-    import subprocess  # not at the top: ~3 ms on every OCI command, and most have no hooks
+    # Not at the top: ~3 ms on every OCI command, most have no hooks, and the
+    # container's first process holds Hook objects.
+    import json
+    import subprocess
 
     env = dict(e.split("=", 1) for e in hook.env if "=" in e)
     try:

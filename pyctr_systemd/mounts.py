@@ -5,22 +5,13 @@ mount flags ("ro", "nosuid"), propagation ("rprivate") and filesystem data
 ("mode=755"). Parsing them once into numbers keeps the launcher a plain
 executor. `pyctr run` uses the same entries: DEFAULT_MOUNTS is what `pyctr spec`
 writes (runc's defaults), so both ways of running a container get one root.
-The plan that sets up a container's root is here too: small operations, a pure
-function of the spec, printed and compared as data, so it can be read and
-tested without root. Stdlib only: this module is on the container start path.
+The plan that builds the root from them is pyctr_systemd.init.rootfs's.
+Stdlib only: this module is on the container start path.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-
-from pyctr_systemd import cgroups
 from pyctr_systemd import syscalls as sc
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pyctr_systemd.launcher import LaunchSpec
 
 MS_SYNCHRONOUS, MS_MANDLOCK, MS_DIRSYNC = 16, 64, 128
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
@@ -149,6 +140,24 @@ MASKED_PATHS = (
 )
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
+# A mount over anything in /proc could fake what the kernel says there (cap_last_cap,
+# a pid's files), so only these may be mounted there: /proc itself, and the files
+# lxcfs stands in for, which runc allows too.
+PROC_FILES = (
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+)
+PROC_MOUNTS = ("/proc", *PROC_FILES)
+
 
 # Created in every container's /dev, as runc does (name, major, minor).
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
@@ -159,10 +168,6 @@ DEV_LINKS = (
     ("stderr", "/proc/self/fd/2"),
     ("ptmx", "pts/ptmx"),
 )
-
-
-_NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-_S_IFCHR, _S_IFBLK, _S_IFIFO = 0o020000, 0o060000, 0o010000
 
 
 class Device:
@@ -178,257 +183,3 @@ class Device:
 
 
 DEFAULT_DEVICES = tuple(Device(f"/dev/{name}", "c", major, minor) for name, major, minor in DEVICES)
-
-
-# --- the plan: small operations, compared and printed as data --------------------
-
-
-def resolve_in(root: str, path: str) -> str:
-    """`path` inside `root`, following symlinks as if `root` were /.
-
-    A symlink in a rootfs may point anywhere (/etc, ../../..); resolved this way
-    it can never lead out of the rootfs, as runc's securejoin ensures.
-    """
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = os.path.join(root, *done, part)
-        if os.path.islink(candidate):
-            hops += 1
-            if hops > 40:
-                raise OSError(errno.ELOOP, "too many symlinks", candidate)
-            link = os.readlink(candidate)
-            if link.startswith("/"):
-                done = []
-            parts = [p for p in link.split("/") if p not in ("", ".")] + parts
-            continue
-        done.append(part)
-    return os.path.join(root, *done)
-
-
-class _Op:
-    __slots__: tuple[str, ...] = ()
-
-    def _fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}{self._fields()!r}"
-
-
-class Mount(_Op):
-    __slots__ = ("source", "target", "fstype", "flags", "data")
-
-    def __init__(
-        self,
-        source: str | None,
-        target: str,
-        fstype: str | None = None,
-        flags: int = 0,
-        data: str | None = None,
-    ) -> None:
-        self.source, self.target, self.fstype, self.flags, self.data = source, target, fstype, flags, data
-
-    def execute(self) -> None:
-        sc.mount(self.source, self.target, self.fstype, self.flags, self.data)
-
-
-class MakeDir(_Op):
-    __slots__ = ("path", "mode")
-
-    def __init__(self, path: str, mode: int = 0o755) -> None:
-        self.path, self.mode = path, mode
-
-    def execute(self) -> None:
-        # A symlink in a rootfs may point anywhere on the host; never follow it.
-        if os.path.islink(self.path):
-            raise OSError(errno.ELOOP, "refusing to mount over a symlink in the rootfs", self.path)
-        os.makedirs(self.path, self.mode, exist_ok=True)
-
-
-class ContainerMount(_Op):
-    """One config.json mount: its target made inside the rootfs, then mounted as asked."""
-
-    __slots__ = ("root", "entry")
-
-    def __init__(self, root: str, entry: MountEntry) -> None:
-        self.root, self.entry = root, entry
-
-    def execute(self) -> None:
-        e = self.entry
-        target = resolve_in(self.root, e.destination)
-        if e.bind and not os.path.isdir(e.source):
-            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-            if not os.path.exists(target):
-                os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-        else:
-            os.makedirs(target, 0o755, exist_ok=True)
-        if e.bind:
-            sc.mount(e.source, target, None, e.flags & (sc.MS_BIND | sc.MS_REC))
-            rest = e.flags & ~(sc.MS_BIND | sc.MS_REC)
-            if rest:
-                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | rest)
-        else:
-            sc.mount(e.source, target, e.fstype, e.flags, e.data or None)
-        for flag in e.propagation:
-            sc.mount(None, target, None, flag)
-
-
-class CgroupMount(_Op):
-    """The container's view of its cgroups at `destination` in the rootfs `root`.
-
-    With a cgroup namespace, fresh mounts of each hierarchy are rooted at the
-    unit's cgroup; without one, the unit's own directories are bound there.
-    """
-
-    __slots__ = ("root", "destination", "flags", "namespaced")
-
-    def __init__(self, root: str, destination: str, flags: int, namespaced: bool) -> None:
-        self.root, self.destination, self.flags, self.namespaced = root, destination, flags, namespaced
-
-    def execute(self) -> None:
-        flags = self.flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
-        hierarchies = [m for m in cgroups.mounts() if m.mountpoint.startswith(cgroups.CGROUP_ROOT)]
-        own = cgroups.of_pid("self")
-        target = resolve_in(self.root, self.destination)
-        os.makedirs(target, 0o755, exist_ok=True)
-        unified = len(hierarchies) == 1 and hierarchies[0].fstype == "cgroup2"
-        if not unified:
-            sc.mount("tmpfs", target, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
-        for h in hierarchies:
-            where = target if unified else os.path.join(target, os.path.basename(h.mountpoint))
-            os.makedirs(where, 0o755, exist_ok=True)
-            if self.namespaced:
-                data = ",".join(o for o in h.options if o not in ("rw", "ro")) or None
-                sc.mount("cgroup", where, h.fstype, flags, data)
-            elif h.key in own:
-                sc.mount(h.path_of(own[h.key]), where, None, sc.MS_BIND | sc.MS_REC)
-                sc.mount(None, where, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
-        if not unified and flags & sc.MS_RDONLY:
-            sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "mode=755")
-
-
-class MakeNode(_Op):
-    __slots__ = ("root", "device")
-
-    def __init__(self, root: str, device: Device) -> None:
-        self.root, self.device = root, device
-
-    def execute(self) -> None:
-        d = self.device
-        path = resolve_in(self.root, d.path)
-        if os.path.lexists(path):
-            os.unlink(path)  # the config's device wins over what the rootfs has
-        kind = {"c": _S_IFCHR, "u": _S_IFCHR, "b": _S_IFBLK, "p": _S_IFIFO}[d.kind]
-        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-        os.mknod(path, kind | (d.mode & 0o7777), os.makedev(d.major, d.minor))
-        os.chmod(path, d.mode & 0o7777)  # past the umask
-        os.chown(path, d.uid, d.gid)
-
-    def __repr__(self) -> str:
-        d = self.device
-        return f"MakeNode({self.root + d.path!r}, {d.kind}, {d.major}, {d.minor})"
-
-
-class Symlink(_Op):
-    """A symlink at `path` inside the rootfs `root` (resolved there: never on the host)."""
-
-    __slots__ = ("root", "target", "path")
-
-    def __init__(self, root: str, target: str, path: str) -> None:
-        self.root, self.target, self.path = root, target, path
-
-    def execute(self) -> None:
-        parent = resolve_in(self.root, os.path.dirname(self.path))
-        os.makedirs(parent, 0o755, exist_ok=True)
-        where = os.path.join(parent, os.path.basename(self.path))
-        if not os.path.lexists(where):
-            os.symlink(self.target, where)
-
-
-class Mask(_Op):
-    """Hide a path of the rootfs: an empty read-only tmpfs over a directory, /dev/null over a file."""
-
-    __slots__ = ("root", "path")
-
-    def __init__(self, root: str, path: str) -> None:
-        self.root, self.path = root, path
-
-    def execute(self) -> None:
-        target = resolve_in(self.root, self.path)
-        if os.path.isdir(target):
-            sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "size=0")
-        elif os.path.exists(target):
-            sc.mount(resolve_in(self.root, "/dev/null"), target, None, sc.MS_BIND)
-
-
-class ReadOnly(_Op):
-    """A path of the rootfs made read-only."""
-
-    __slots__ = ("root", "path")
-
-    def __init__(self, root: str, path: str) -> None:
-        self.root, self.path = root, path
-
-    def execute(self) -> None:
-        target = resolve_in(self.root, self.path)
-        if os.path.exists(target):
-            sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
-
-
-Op = Mount | MakeDir | ContainerMount | CgroupMount | MakeNode | Symlink | Mask | ReadOnly
-
-
-def _under_cgroup(spec: LaunchSpec, path: str) -> bool:
-    return any(m.is_cgroup and (path + "/").startswith(m.destination + "/") for m in spec.mounts)
-
-
-def plan(spec: LaunchSpec) -> list[Op]:
-    """The mounts and files that turn spec.rootfs into the container's root, before its unit exists."""
-    r = spec.rootfs
-    dev = f"{r}/dev"
-    # pivot_root refuses a shared parent mount: shared comes after it (launcher).
-    first = spec.propagation if not spec.propagation & MS_SHARED else sc.MS_REC | MS_SLAVE
-    ops: list[Op] = [Mount(None, "/", None, first)]
-    if spec.ephemeral:
-        # An overlay over the rootfs, its upper layer on a tmpfs that sits on the
-        # rootfs's own /dev (any directory of it would do: the overlay hides it).
-        ops += [
-            Mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=0755"),
-            MakeDir(f"{dev}/upper"),
-            MakeDir(f"{dev}/work"),
-            Mount("overlay", r, "overlay", 0, f"lowerdir={r},upperdir={dev}/upper,workdir={dev}/work"),
-        ]
-    else:
-        ops.append(Mount(r, r, None, sc.MS_BIND | sc.MS_REC))  # pivot_root needs a mount point
-    ops += [ContainerMount(r, m) for m in spec.mounts if not m.is_cgroup]
-    # A fresh /dev gets runc's devices and links; a bound one (the host's, say) is left as it is.
-    fresh_dev = any(m.destination == "/dev" and not m.bind for m in spec.mounts)
-    if fresh_dev:
-        configured = {d.path for d in spec.devices}
-        ops += [MakeNode(r, d) for d in DEFAULT_DEVICES if d.path not in configured]
-    ops += [MakeNode(r, d) for d in spec.devices]
-    if fresh_dev:
-        ops += [Symlink(r, target, f"/dev/{name}") for name, target in DEV_LINKS]
-    ops += [Mask(r, p) for p in spec.masked_paths if not _under_cgroup(spec, p)]
-    ops += [ReadOnly(r, p) for p in spec.readonly_paths if not _under_cgroup(spec, p)]
-    return ops
-
-
-def late_plan(spec: LaunchSpec) -> list[Op]:
-    """What needs the unit: cgroup mounts, and masks on paths below them."""
-    r, namespaced = spec.rootfs, spec.namespace(sc.CLONE_NEWCGROUP) is not None
-    ops: list[Op] = [CgroupMount(r, m.destination, m.flags, namespaced) for m in spec.mounts if m.is_cgroup]
-    ops += [Mask(r, p) for p in spec.masked_paths if _under_cgroup(spec, p)]
-    ops += [ReadOnly(r, p) for p in spec.readonly_paths if _under_cgroup(spec, p)]
-    return ops

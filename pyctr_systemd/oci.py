@@ -15,12 +15,16 @@ import select
 
 from pyctr_systemd import cgroups, container, freezer, hooks, log, mounts, names, resources, spec, unit
 from pyctr_systemd.errors import InvalidArgument, NotRoot, PyctrError, RootfsError, SystemdError
-from pyctr_systemd.launcher import Child, LaunchSpec
+from pyctr_systemd.init import sync
+from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.state import (
     InvalidState,
     NoSuchContainer,
     Record,
     Store,
+    UnsafeState,
+    alive,
+    named_for,
     now,
     oci_state,
     process_start_time,
@@ -36,7 +40,7 @@ def _require_root() -> None:
 
 
 class CreateOptions:
-    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "systemd_cgroup")
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "systemd_cgroup", "no_new_keyring")
 
     def __init__(
         self,
@@ -45,9 +49,10 @@ class CreateOptions:
         console_socket: str = "",
         no_pivot: bool = False,
         systemd_cgroup: bool = False,
+        no_new_keyring: bool = False,
     ) -> None:
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
-        self.no_pivot, self.systemd_cgroup = no_pivot, systemd_cgroup
+        self.no_pivot, self.systemd_cgroup, self.no_new_keyring = no_pivot, systemd_cgroup, no_new_keyring
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -67,7 +72,7 @@ def create(
     opts: CreateOptions,
     own_console: str = "",
     config: spec.Config | None = None,
-) -> tuple[Child, Record]:
+) -> tuple[sync.Child, Record]:
     """Create the container; on any failure nothing is left (no process, unit or state).
 
     own_console: a socket path of our own for a terminal (`run` in the foreground);
@@ -84,6 +89,11 @@ def create(
             "config.json asks for a terminal: give --console-socket (or use run in the foreground)"
         )
     name, warnings = unit.from_cgroups_path(config.cgroups_path, opts.systemd_cgroup, container_id)
+    if not named_for(name.unit, container_id):  # else no later command could trust it is ours
+        raise InvalidArgument(
+            f"config.json: linux.cgroupsPath: unit {name.unit} must be named for the container "
+            f"(PREFIX-{container_id}.scope)"
+        )
     unified = cgroups.is_unified()
     props, more = resources.properties(config.resources, unified)
     props += [("Delegate", "b", True), *unit.annotation_properties(config.annotations)]
@@ -92,7 +102,7 @@ def create(
     bus = Systemd()
     if name.unit == names.scope_unit(container_id):  # pyctr's own unit names: one name, one container
         bus.refuse_live(names.other_units(name.unit, container_id))
-    store.reserve(container_id)
+    store.reserve(container_id, config.process.uid, config.process.gid)
     try:
         return _create(store, container_id, opts, config, name, props, bus, console)
     except BaseException:
@@ -109,7 +119,7 @@ def _create(
     props: list[tuple[str, str, object]],
     bus: Systemd,
     console: str,
-) -> tuple[Child, Record]:
+) -> tuple[sync.Child, Record]:
     record = Record(
         id=container_id,
         pid=0,
@@ -120,10 +130,11 @@ def _create(
         annotations=config.annotations,
         unit=name.unit,
         hooks={kind: [h.as_json() for h in config.hooks[kind]] for kind in ("poststart", "poststop")},
-        process=_process_defaults(config),
+        process=_process_defaults(config, container_id, opts.no_new_keyring),
     )
     launch = spec.launch_spec(config)
     launch.pivot = not opts.no_pivot
+    launch.keyring = "" if opts.no_new_keyring else keyring_name(container_id)
     launch.exec_fifo = store.fifo(container_id)
     launch.console_socket = console if config.process.terminal else ""
     launch.create_container_hooks = config.hooks["createContainer"]
@@ -149,8 +160,9 @@ def _create(
     return child, record
 
 
-def _process_defaults(config: spec.Config) -> dict[str, object]:
-    """What `exec` without --process takes from the container's own process."""
+def _process_defaults(config: spec.Config, container_id: str, no_new_keyring: bool) -> dict[str, object]:
+    """What `exec` takes from the container's own process: without --process all of it, with
+    it the seccomp filter and the keyring, as runc's exec does."""
     p = config.process
     return {
         "env": list(p.env),
@@ -163,7 +175,14 @@ def _process_defaults(config: spec.Config) -> dict[str, object]:
             for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
         },
         "noNewPrivileges": p.no_new_privileges,
+        "seccomp": config.seccomp.to_oci() if config.seccomp is not None else None,
+        "keyring": "" if no_new_keyring else keyring_name(container_id),
     }
+
+
+def keyring_name(container_id: str) -> str:
+    """The container's session keyring, named as runc names it."""
+    return f"_ses.{container_id}"
 
 
 def start(store: Store, container_id: str) -> None:
@@ -277,6 +296,8 @@ def list_all(store: Store) -> list[dict[str, object]]:
             found.append(state(store, container_id))
         except NoSuchContainer:
             continue  # deleted meanwhile
+        except UnsafeState as e:
+            log.warning(str(e))
     return found
 
 
@@ -320,7 +341,7 @@ def _signal_init(record: Record, sig: int) -> None:
     except ProcessLookupError:
         return
     try:
-        if process_start_time(record.pid) == record.start_time:  # the pidfd holds the right process
+        if alive(record):  # checked after the pidfd is open: it holds the container's init
             _signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         pass
@@ -448,6 +469,8 @@ def exec_process(
         capabilities=process.capabilities,
         rlimits=process.rlimits,
         no_new_privileges=process.no_new_privileges,
+        seccomp=_recorded_filter(record),
+        keyring=str(record.process.get("keyring", "")),
         oom_score_adj=process.oom_score_adj,
         terminal=process.terminal,
         console_size=process.console_size,
@@ -459,7 +482,7 @@ def exec_process(
         forwarding.to(child.pid)
         if pid_file:
             write_pid_file(pid_file, child.pid)
-        child.send(b"s")
+        child.send(sync.START)
         if detach:
             child.close()
             error = child.error()  # the pipe closes at a successful exec
@@ -472,6 +495,18 @@ def exec_process(
     if error is not None:
         raise error
     return container.exit_code(ended)
+
+
+def _recorded_filter(record: Record) -> tuple[object, ...] | None:
+    """The container's seccomp filter, which every process exec'd into it gets too."""
+    recorded = record.process.get("seccomp")
+    if recorded is None:
+        return None
+    from pyctr_systemd import seccomp_profile
+
+    host = os.uname()
+    found = seccomp_profile.parse(recorded, "state", "seccomp", frozenset(), host.machine, host.release)
+    return found.to_wire()
 
 
 def _namespaces_of(pid: int) -> tuple[tuple[int, str], ...]:
@@ -541,9 +576,30 @@ def features() -> dict[str, object]:
             "namespaces": [n for n in spec.NAMESPACES if n not in spec.UNSUPPORTED_NAMESPACES],
             "capabilities": sorted(spec.CAPABILITY_NUMBERS),
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp_features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
         },
         "annotations": {"org.systemd.property.*": "set as a property of the container's unit"},
     }
+
+
+def _seccomp_features() -> dict[str, object]:
+    from pyctr_systemd import seccomp_profile
+
+    return {
+        "enabled": True,
+        "actions": sorted(seccomp_profile.ACTIONS),
+        "operators": sorted(seccomp_profile.OPERATORS),
+        "archs": sorted(seccomp_profile.ARCHITECTURES),
+        "knownFlags": sorted(seccomp_profile.FLAGS),
+        "supportedFlags": sorted(f for f in seccomp_profile.FLAGS if f in SUPPORTED_SECCOMP_FLAGS),
+    }
+
+
+# libseccomp 2.5.4's binding sets these (init.identity); it has no way to ask for the others.
+SUPPORTED_SECCOMP_FLAGS = (
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+)

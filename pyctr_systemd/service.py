@@ -19,8 +19,10 @@ import sys
 import time
 from typing import Any
 
-from pyctr_systemd import cgroups, definitions, launcher, names, rootfs
+from pyctr_systemd import cgroups, definitions, names, rootfs
 from pyctr_systemd.errors import PyctrError, SystemdError
+from pyctr_systemd.init import sync
+from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.limits import Property, unenforced, unit_properties
 from pyctr_systemd.resources import Resources, properties
 from pyctr_systemd.spec import launch_spec
@@ -42,13 +44,15 @@ def start_defined(name: str) -> int:
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     spec = launch_spec(config)
     spec.terminal = False  # the payload's output goes to the journal
+    spec.keyring = f"_ses.{name}"
     return hand_over(spec, name, bool(definition.get("machine")), names.defined_unit(name))
 
 
 def start_detached(values_json: str) -> int:
     """service-run: the ExecStart of `run -d`'s transient service."""
     values = json.loads(values_json)
-    values["args"], values["env"] = tuple(values["args"]), tuple(values["env"])
+    for key in ("args", "env", "security_opt"):
+        values[key] = tuple(values.get(key, ()))
     return launch(values, names.detached_unit(values["name"]))
 
 
@@ -63,19 +67,16 @@ def launch(values: dict[str, Any], unit: str) -> int:
     return hand_over(spec, config.name, config.machine, unit)
 
 
-def hand_over(spec: launcher.LaunchSpec, name: str, machine: bool, unit: str) -> int:
+def hand_over(spec: LaunchSpec, name: str, machine: bool, unit: str) -> int:
     """Launch the container in this service's cgroup and hand its payload to systemd."""
     if not os.environ.get("NOTIFY_SOCKET"):
         raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
     _spare_the_launcher(spec)
     bus = Systemd()
     bus.refuse_live(names.other_units(unit, name))
-    child = launcher.spawn(spec)
+    child = sync.launch_created(spec, lambda pid: None)  # the service's cgroup is the unit
     try:
-        child.expect(b"p")
-        child.send(b"g")
-        child.expect(b"c")
-        child.send(b"s")
+        child.send(sync.START)
         error = child.error()  # waits for the exec (or the reason it failed)
         if error is not None:
             raise error
@@ -91,7 +92,7 @@ def hand_over(spec: launcher.LaunchSpec, name: str, machine: bool, unit: str) ->
     return 0
 
 
-def _spare_the_launcher(spec: launcher.LaunchSpec) -> None:
+def _spare_the_launcher(spec: LaunchSpec) -> None:
     """Until it hands over and exits, this process is charged to the container's
     memory: if the payload runs out early, the kernel must kill the payload (a
     Result=oom-kill of the unit), not the launcher (a puzzling Result=signal).
@@ -130,6 +131,7 @@ def run_detached(values: dict[str, Any]) -> int:
     for warning in unenforced(config.limits, unified):
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     values["args"], values["env"] = list(values["args"]), list(values["env"])
+    values["security_opt"] = run.absolute_security_opts(values.get("security_opt", ()))
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     argv = [sys.executable, "-m", "pyctr_systemd", "service-run", json.dumps(values)]
     unit = names.detached_unit(name)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 
-from pyctr_systemd import launcher, mounts
+from pyctr_systemd import mounts, seccomp_profile
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.hooks import KINDS, Hook
+from pyctr_systemd.init import launch
 from pyctr_systemd.mounts import Device, MountEntry
-from pyctr_systemd.resources import DeviceRule, Resources, cpu_mask
+from pyctr_systemd.resources import MAX_CPUS, DeviceRule, Resources, cpu_mask
 
 CAPABILITIES = (
     "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
@@ -53,7 +54,6 @@ NOT_HONOURED = {
     "process.selinuxLabel": "the container runs without an SELinux label",
     "process.ioPriority": "the payload keeps the default I/O priority",
     "process.scheduler": "the payload keeps the default scheduler",
-    "linux.seccomp": "the container runs without a seccomp filter",
     "linux.intelRdt": "no Intel RDT allocation is made",
     "linux.mountLabel": "mounts get no SELinux label",
     "linux.personality": "the personality is not changed",
@@ -101,7 +101,7 @@ class Process:
     umask: int | None
     terminal: bool
     console_size: tuple[int, int] | None
-    capabilities: launcher.Capabilities
+    capabilities: launch.Capabilities
     rlimits: tuple[tuple[int, int, int], ...]
     no_new_privileges: bool
     oom_score_adj: int | None
@@ -126,6 +126,7 @@ class Config:
         "sysctl",
         "propagation",
         "cgroups_path",
+        "seccomp",
         "hooks",
         "annotations",
         "warnings",
@@ -146,6 +147,7 @@ class Config:
     sysctl: tuple[tuple[str, str], ...]
     propagation: int
     cgroups_path: str
+    seccomp: seccomp_profile.SyscallFilter | None
     hooks: dict[str, tuple[Hook, ...]]
     annotations: dict[str, str]
     warnings: list[str]
@@ -197,7 +199,7 @@ def _opt(obj: dict[str, object], key: str) -> object | None:
 # --- the parts -----------------------------------------------------------------------
 
 
-def _capabilities(value: object, warnings: list[str]) -> launcher.Capabilities:
+def _capabilities(value: object, warnings: list[str]) -> launch.Capabilities:
     caps = _obj(value, "process.capabilities")
     sets: dict[str, frozenset[int]] = {}
     for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
@@ -209,7 +211,7 @@ def _capabilities(value: object, warnings: list[str]) -> launcher.Capabilities:
             else:
                 warnings.append(f"{path}: unknown capability {cap} ignored")
         sets[name] = frozenset(numbers)
-    return launcher.Capabilities(**sets)
+    return launch.Capabilities(**sets)
 
 
 def _rlimits(value: object) -> tuple[tuple[int, int, int], ...]:
@@ -264,7 +266,7 @@ def parse_process(value: object, warnings: list[str], path: str = "process") -> 
         )
     caps = _opt(proc, "capabilities")
     p.capabilities = (
-        _capabilities(caps, warnings) if caps is not None else launcher.Capabilities(*[frozenset()] * 5)
+        _capabilities(caps, warnings) if caps is not None else launch.Capabilities(*[frozenset()] * 5)
     )
     p.rlimits = _rlimits(proc.get("rlimits", []))
     p.no_new_privileges = _bool(proc.get("noNewPrivileges", False), f"{path}.noNewPrivileges")
@@ -287,13 +289,35 @@ def _mounts(value: object, bundle: str) -> tuple[MountEntry, ...]:
         fstype = _str(m.get("type", "bind" if "bind" in str(m.get("options")) else ""), f"{path}.type")
         source = _str(m.get("source", fstype), f"{path}.source")
         options = _strings(m.get("options", []), f"{path}.options")
-        entry = mounts.entry(os.path.normpath(dest), fstype, source, options)
+        entry = mounts.entry(_normalised(dest), fstype, source, options)
         if entry.bind:
             entry.source = os.path.normpath(os.path.join(bundle, source))
         elif not fstype:
             raise SpecError(f"{path}.type", "must name a filesystem type (or the mount must be a bind mount)")
+        _check_proc_mount(entry, f"{path}.destination")
         result.append(entry)
     return tuple(result)
+
+
+def _normalised(path: str) -> str:
+    """An absolute path with no . or .. and no doubled slash ("//x" is not normpath's business)."""
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
+def _check_proc_mount(entry: MountEntry, path: str) -> None:
+    """Refuse a mount in /proc (runc's rule): over /proc/sys/kernel, say, it could make the
+    kernel seem to say anything, cap_last_cap included."""
+    dest = entry.destination
+    if dest == "/proc" and entry.fstype == "proc" and not entry.bind:
+        return
+    if dest in mounts.PROC_FILES and entry.bind:
+        return
+    if dest == "/proc" or dest.startswith("/proc/"):
+        raise SpecError(
+            path,
+            f"{dest} is inside /proc: only a proc filesystem at /proc and bind mounts onto the files "
+            "lxcfs provides (/proc/cpuinfo, /proc/meminfo, /proc/uptime...) may be mounted there",
+        )
 
 
 def _namespaces(value: object) -> tuple[tuple[int, str], ...]:
@@ -369,8 +393,20 @@ def _cpu_list(value: object, path: str) -> str | None:
     try:
         cpu_mask(text)
     except ValueError:
-        raise SpecError(path, f"{text!r} is not a list of numbers and ranges like 0-2,4") from None
+        raise SpecError(
+            path, f"{text!r} is not a list of numbers below {MAX_CPUS} and ranges like 0-2,4"
+        ) from None
     return text
+
+
+def cpu_list(value: str | None, option: str) -> str | None:
+    """A cpuset list given on the command line (`update --cpuset-cpus`)."""
+    try:
+        return _cpu_list(value, "")
+    except SpecError:
+        raise InvalidArgument(
+            f"invalid {option} {value!r}: use numbers below {MAX_CPUS} and ranges like 0-2,4"
+        ) from None
 
 
 def _device_rules(value: object, path: str) -> tuple[DeviceRule, ...]:
@@ -402,7 +438,7 @@ def _devices(value: object) -> tuple[Device, ...]:
     for i, item in enumerate(_list(value, "linux.devices")):
         path = f"linux.devices[{i}]"
         d = _obj(item, path)
-        dev_path = _str(d.get("path"), f"{path}.path")
+        dev_path = _normalised(_str(d.get("path"), f"{path}.path"))
         if not dev_path.startswith("/dev/"):
             raise SpecError(f"{path}.path", "must be below /dev")
         kind = _str(d.get("type"), f"{path}.type")
@@ -410,7 +446,7 @@ def _devices(value: object) -> tuple[Device, ...]:
             raise SpecError(f"{path}.type", "must be c, b, u or p")
         result.append(
             Device(
-                os.path.normpath(dev_path),
+                dev_path,
                 kind,
                 _int(d.get("major", 0), f"{path}.major", 0, UINT32_MAX),
                 _int(d.get("minor", 0), f"{path}.minor", 0, UINT32_MAX),
@@ -503,7 +539,8 @@ def parse(data: object, bundle: str) -> Config:
         raise SpecError("linux.rootfsPropagation", f"unknown propagation {propagation!r}")
     c.propagation = ROOTFS_PROPAGATION[propagation]
     c.cgroups_path = _str(linux.get("cgroupsPath", ""), "linux.cgroupsPath")
-    for key in ("seccomp", "intelRdt", "mountLabel", "personality"):
+    c.seccomp = _seccomp(linux.get("seccomp"), c.process.capabilities.bounding)
+    for key in ("intelRdt", "mountLabel", "personality"):
         if linux.get(key):
             c.warnings.append(f"linux.{key} is not supported: {NOT_HONOURED['linux.' + key]}")
     for key in ("uidMappings", "gidMappings"):
@@ -512,26 +549,41 @@ def parse(data: object, bundle: str) -> Config:
     return c
 
 
+def _seccomp(value: object, bounding: frozenset[int]) -> seccomp_profile.SyscallFilter | None:
+    if value is None:
+        return None
+    host = os.uname()
+    return seccomp_profile.parse(value, "config.json", "linux.seccomp", bounding, host.machine, host.release)
+
+
+def loads(text: str | bytes, source: str) -> object:
+    """JSON from a user's file or stdin; its errors are one line naming `source`."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidArgument(f"{source}: not valid JSON: nested too deeply") from None
+    except ValueError as e:
+        raise InvalidArgument(f"{source}: not valid JSON: {e}") from None
+
+
 def load(bundle: str) -> Config:
     """The bundle's config.json, parsed; errors name the file's problem in one line."""
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            data = json.load(f)
+            text = f.read()
     except FileNotFoundError:
         raise InvalidArgument(f"no config.json in bundle {bundle}") from None
     except OSError as e:
         raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise SpecError("", f"not valid JSON: {e}") from None
-    return parse(data, bundle)
+    return parse(loads(text, "config.json"), bundle)
 
 
-def launch_spec(c: Config, process: Process | None = None) -> launcher.LaunchSpec:
+def launch_spec(c: Config, process: Process | None = None) -> launch.LaunchSpec:
     """What the launcher needs from a Config (hooks and console are the caller's to add)."""
     p = process or c.process
-    return launcher.LaunchSpec(
+    return launch.LaunchSpec(
         rootfs=c.root_path,
         argv=p.args,
         env=p.env,
@@ -552,6 +604,7 @@ def launch_spec(c: Config, process: Process | None = None) -> launcher.LaunchSpe
         capabilities=p.capabilities,
         rlimits=p.rlimits,
         no_new_privileges=p.no_new_privileges,
+        seccomp=c.seccomp.to_wire() if c.seccomp is not None else None,
         oom_score_adj=p.oom_score_adj,
         terminal=p.terminal,
         console_size=p.console_size,

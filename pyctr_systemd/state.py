@@ -6,15 +6,22 @@ its start time (so a reused pid is never mistaken for the container). Status
 is worked out live each time, never stored: the init process gone means
 "stopped"; ROOT/ID/exec.fifo still there means "created" (`start` removes it);
 a frozen cgroup means "paused"; else "running".
+
+The state is trusted only as far as it is root's alone: pyctr refuses a state
+directory or file that another user owns or may write (it names hooks to run
+and a unit to stop), and even then acts only on the unit named for the
+container's id, and on the recorded pid only while that process has the
+recorded start time and lives in that unit.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
-from pyctr_systemd import names
+from pyctr_systemd import cgroups, names
 from pyctr_systemd.errors import ContainerExists, PyctrError
 
 OCI_VERSION = "1.0.2"
@@ -29,6 +36,10 @@ class NoSuchContainer(PyctrError):
 
 
 class InvalidState(PyctrError):
+    pass
+
+
+class UnsafeState(PyctrError):
     pass
 
 
@@ -119,17 +130,21 @@ class Store:
     def fifo(self, container_id: str) -> str:
         return os.path.join(self.dir(container_id), EXEC_FIFO)
 
-    def reserve(self, container_id: str) -> str:
-        """Claim the id: its directory is made, or the id is taken."""
+    def reserve(self, container_id: str, uid: int = 0, gid: int = 0) -> str:
+        """Claim the id: its directory is made, or the id is taken. The exec fifo is the
+        container's user's: it opens it after taking that identity."""
         path = self.dir(container_id)
         try:
             os.makedirs(self.root, 0o711, exist_ok=True)
+            _check_safe(self.root)
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise ContainerExists(f"container with id {container_id} already exists") from None
         except OSError as e:
             raise PyctrError(f"cannot make the state directory {path}: {e.strerror}") from None
-        os.mkfifo(os.path.join(path, EXEC_FIFO), 0o600)
+        fifo = os.path.join(path, EXEC_FIFO)
+        os.mkfifo(fifo, 0o600)
+        os.chown(fifo, uid, gid)
         return path
 
     def save(self, record: Record) -> None:
@@ -140,15 +155,30 @@ class Store:
         os.rename(tmp, path)  # readers see the old file or the new one, never half of one
 
     def load(self, container_id: str) -> Record:
-        path = os.path.join(self.dir(container_id), STATE_FILE)
+        directory = self.dir(container_id)
+        path = os.path.join(directory, STATE_FILE)
         try:
-            with open(path) as f:
-                data = json.load(f)
+            for checked in (self.root, directory):
+                _check_safe(checked)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NoSuchContainer(container_id) from None
-        except ValueError:
-            raise PyctrError(f"state of container {container_id} is damaged ({path})") from None
-        return Record(**data)
+        except OSError as e:
+            raise UnsafeState(
+                f"state of container {container_id} cannot be read: {path}: {e.strerror}"
+            ) from None
+        with os.fdopen(fd) as f:
+            _check_safe(path, os.fstat(fd))
+            try:
+                record = Record(**json.load(f))
+            except (ValueError, TypeError, RecursionError):
+                raise PyctrError(f"state of container {container_id} is damaged ({path})") from None
+        if record.id != container_id or not named_for(record.unit, container_id):
+            raise UnsafeState(
+                f"state of container {container_id} names unit {record.unit!r}, "
+                "not one named for the container: refusing to use it"
+            )
+        return record
 
     def ids(self) -> list[str]:
         try:
@@ -170,7 +200,7 @@ class Store:
             pass
 
     def alive(self, record: Record) -> bool:
-        return record.pid > 0 and process_start_time(record.pid) == record.start_time
+        return alive(record)
 
     def status(self, record: Record, frozen: bool = False) -> str:
         if not self.alive(record):
@@ -178,3 +208,34 @@ class Store:
         if os.path.exists(self.fifo(record.id)):
             return "created"
         return "paused" if frozen else "running"
+
+
+def alive(record: Record) -> bool:
+    """Is the recorded process the container's init still: the same start time, in the
+    container's unit (a pid is reused; a state file could name anyone's)."""
+    if record.pid <= 0 or not record.unit or process_start_time(record.pid) != record.start_time:
+        return False
+    try:
+        group = cgroups.unit_cgroup(cgroups.of_pid(record.pid)) or ""
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return record.unit in group.split("/")
+
+
+def _check_safe(path: str, st: os.stat_result | None = None) -> None:
+    """Only pyctr's own user (root) may have made or changed what pyctr acts on."""
+    st = st or os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        problem = "a symlink"
+    elif st.st_uid != os.geteuid():
+        problem = f"owned by uid {st.st_uid}"
+    elif st.st_mode & 0o022:
+        problem = f"writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    else:
+        return
+    raise UnsafeState(f"state {path} is {problem}, not root's alone: refusing to use it")
+
+
+def named_for(unit: str, container_id: str) -> bool:
+    """A container's unit carries its id: pyctr-ID.scope, or PREFIX-ID.scope from a cgroupsPath."""
+    return unit == f"{container_id}.scope" or unit.endswith(f"-{container_id}.scope")

@@ -35,14 +35,19 @@ MNT_DETACH = 2
 
 PR_CAPBSET_DROP = 24
 
-# glibc has no pivot_root(2) wrapper; syscall numbers per architecture.
+# glibc has no wrapper for these; syscall numbers per architecture. The new
+# mount API and openat2 have one number on every architecture.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217}
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "ppc64le": 271, "s390x": 280}
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348}
+_SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT, _SYS_OPENAT2 = 430, 431, 432, 437
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
 
 
 def _check(result: int, what: str, path: str | None = None) -> None:
@@ -163,3 +168,96 @@ def set_loopback_up() -> None:
         fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
     finally:
         os.close(fd)
+
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_dumpable(dumpable: bool) -> None:
+    """A non-dumpable process's /proc files are root's, and only CAP_SYS_PTRACE reaches them."""
+    _check(_libc.prctl(PR_SET_DUMPABLE, int(dumpable), 0, 0, 0), "set dumpable")
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants come to us, not to init: a process forked by a child that exits."""
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "set child subreaper")
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str) -> None:
+    """A new session keyring of that name for this process and its children (keyrings(7))."""
+    number = _SYS_KEYCTL[os.uname().machine]
+    _check(_libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "join a session keyring")
+
+
+O_PATH = os.O_PATH
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 1, 2, 4, 8, 16
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2): `path` resolved under `dirfd` as `resolve` says (RESOLVE_IN_ROOT: as if
+    dirfd were /, so no symlink or .. leads out). Raises OSError(ENOSYS) on kernels before 5.6."""
+    how = struct.pack("QQQ", flags | os.O_CLOEXEC, 0, resolve)
+    fd = _libc.syscall(_SYS_OPENAT2, dirfd, _b(path), how, len(how))
+    _check(fd, f"open {path}", path)
+    return int(fd)
+
+
+FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
+FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC = 1, 1
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
+
+
+def fsopen(fstype: str) -> int:
+    fd = _libc.syscall(_SYS_FSOPEN, _b(fstype), FSOPEN_CLOEXEC)
+    _check(fd, f"fsopen {fstype}")
+    return int(fd)
+
+
+def fsconfig_string(fd: int, key: str, value: str) -> None:
+    _check(_libc.syscall(_SYS_FSCONFIG, fd, FSCONFIG_SET_STRING, _b(key), _b(value), 0), f"fsconfig {key}")
+
+
+def fsconfig_create(fd: int) -> None:
+    _check(_libc.syscall(_SYS_FSCONFIG, fd, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig create")
+
+
+def fsmount(fd: int, attributes: int) -> int:
+    """A mount of the configured filesystem attached nowhere: it lives as long as its fd."""
+    mfd = _libc.syscall(_SYS_FSMOUNT, fd, FSMOUNT_CLOEXEC, attributes)
+    _check(mfd, "fsmount")
+    return int(mfd)
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def filesystem_type(fd: int) -> int:
+    """The f_type of fstatfs(2): which filesystem an open file is on."""
+    buf = _Statfs()
+    _check(_libc.fstatfs(fd, ctypes.byref(buf)), "fstatfs")
+    return int(buf.f_type)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+_SOCK_FILTER_SIZE = 8  # struct sock_filter: code, jt, jf, k
+
+
+def load_seccomp_filter(program: bytes, flags: int) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER): a compiled BPF program, from now on and across exec."""
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // _SOCK_FILTER_SIZE, ctypes.cast(code, ctypes.c_void_p))
+    number = _SYS_SECCOMP[os.uname().machine]
+    _check(_libc.syscall(number, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)), "seccomp")

@@ -103,11 +103,49 @@ def _split_items(text: str) -> list[str]:
     return [i.strip() for i in items if i.strip()]
 
 
+# What an annotation may set: how much of the machine the container gets, and what
+# systemd counts of it. Anything else of a unit runs commands (ExecStopPost=), picks
+# users, devices, environments, dependencies or sandboxing: config.json, which a
+# `pyctr define` of someone else's bundle trusts, must not reach those.
+ANNOTATION_PROPERTIES = frozenset(
+    {
+        *(f"{kind}Accounting" for kind in ("CPU", "Memory", "Tasks", "IO", "BlockIO", "IP")),
+        "CPUWeight",
+        "StartupCPUWeight",
+        "CPUShares",
+        "StartupCPUShares",
+        "CPUQuotaPerSecUSec",
+        "CPUQuotaPeriodUSec",
+        "AllowedCPUs",
+        "StartupAllowedCPUs",
+        "AllowedMemoryNodes",
+        "StartupAllowedMemoryNodes",
+        "MemoryMin",
+        "MemoryLow",
+        "MemoryHigh",
+        "MemoryMax",
+        "MemorySwapMax",
+        "MemoryLimit",
+        "TasksMax",
+        "IOWeight",
+        "StartupIOWeight",
+        "BlockIOWeight",
+        "StartupBlockIOWeight",
+        "TimeoutStopUSec",
+    }
+)
+
+
 def annotation_properties(annotations: dict[str, str]) -> list[Property]:
     props: list[Property] = []
     for key, text in annotations.items():
         if key.startswith(ANNOTATION_PREFIX):
             name = key[len(ANNOTATION_PREFIX) :]
+            if name not in ANNOTATION_PROPERTIES:
+                raise InvalidArgument(
+                    f"config.json: annotations.{key}: {name} is not a resource or accounting "
+                    "property, the only ones pyctr sets from annotations"
+                )
             try:
                 sig, value = parse_property_value(text)
             except ValueError:

@@ -45,6 +45,9 @@ _console_socket = click.option(
 _no_pivot = click.option(
     "--no-pivot", is_flag=True, help="Enter the rootfs with chroot instead of pivot_root."
 )
+_no_new_keyring = click.option(
+    "--no-new-keyring", is_flag=True, help="Keep the caller's session keyring (default: one of its own)."
+)
 
 
 @click.command()
@@ -52,7 +55,7 @@ _no_pivot = click.option(
 @_pid_file
 @_console_socket
 @_no_pivot
-@click.option("--no-new-keyring", is_flag=True, hidden=True)  # runc's; pyctr makes no keyring
+@_no_new_keyring
 @ID
 @pass_globals
 def create(
@@ -65,7 +68,7 @@ def create(
     no_new_keyring: bool,
 ) -> None:
     """Create a container from a bundle; it waits for `start` to run its process."""
-    verbs.create(g, container_id, bundle, pid_file, console_socket, no_pivot)
+    verbs.create(g, container_id, bundle, pid_file, console_socket, no_pivot, no_new_keyring)
 
 
 @click.command()
@@ -82,7 +85,7 @@ def start(g: Globals, container_id: str) -> None:
 @_console_socket
 @_no_pivot
 @click.option("-d", "--detach", is_flag=True, help="Return once the container runs.")
-@click.option("--no-new-keyring", is_flag=True, hidden=True)
+@_no_new_keyring
 @ID
 @pass_globals
 def run_bundle(
@@ -96,7 +99,7 @@ def run_bundle(
     no_new_keyring: bool,
 ) -> int:
     """Create and start a container from a bundle; wait for it unless -d."""
-    return verbs.run(g, container_id, bundle, pid_file, console_socket, no_pivot, detach)
+    return verbs.run(g, container_id, bundle, pid_file, console_socket, no_pivot, detach, no_new_keyring)
 
 
 @click.command()
@@ -205,10 +208,7 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
     warnings: list[str] = []
     if resources_file is not None:
         text = sys.stdin.read() if resources_file == "-" else _read(resources_file)
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise InvalidArgument(f"{resources_file}: not valid JSON: {e}") from None
+        data = spec.loads(text, "stdin" if resources_file == "-" else resources_file)
         res = spec.parse_resources(data, warnings, "resources")
     else:
         res = Resources(
@@ -219,8 +219,8 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
             cpu_shares=flags["cpu_shares"],
             cpu_quota=flags["cpu_quota"],
             cpu_period=flags["cpu_period"],
-            cpu_cpus=flags["cpuset_cpus"],
-            cpu_mems=flags["cpuset_mems"],
+            cpu_cpus=spec.cpu_list(flags["cpuset_cpus"], "--cpuset-cpus"),  # type: ignore[arg-type]
+            cpu_mems=spec.cpu_list(flags["cpuset_mems"], "--cpuset-mems"),  # type: ignore[arg-type]
         )
     if container_id in g.store.ids():
         oci.update(g.store, container_id, res, warnings)
@@ -266,10 +266,7 @@ def exec_command(
     """Run a process in a running container: its namespaces, its unit."""
     store = g.store
     if process_file:
-        try:
-            data = json.loads(_read(process_file))
-        except ValueError as e:
-            raise InvalidArgument(f"{process_file}: not valid JSON: {e}") from None
+        data = spec.loads(_read(process_file), process_file)
         warnings: list[str] = []
         process = spec.parse_process(data, warnings, "process")
         if tty:

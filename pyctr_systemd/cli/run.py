@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
-from pyctr_systemd import container, names, rootfs
+from pyctr_systemd import container, names, rootfs, seccomp_profile
 from pyctr_systemd.errors import InvalidArgument
-from pyctr_systemd.launcher import DEFAULT_PATH, LaunchSpec
+from pyctr_systemd.init.launch import DEFAULT_CAPABILITIES, DEFAULT_PATH, LaunchSpec
 from pyctr_systemd.limits import Limits, parse_size
 
 TYPE_CHECKING = False  # typing costs ~9 ms to import; mypy reads this as True
@@ -85,6 +85,12 @@ OPTIONS = (
     Option("--cpus", type=float, help="CPU time limit in CPUs, e.g. 0.5 (CPUQuota=50%)."),
     Option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax)."),
     Option("--no-pivot", flag=True, help="Enter the rootfs with chroot instead of pivot_root."),
+    Option(
+        "--security-opt",
+        multiple=True,
+        metavar="OPT",
+        help="seccomp=unconfined, seccomp=FILE (a docker or OCI profile) or no-new-privileges.",
+    ),
     Option(
         "--machine",
         flag=True,
@@ -218,6 +224,7 @@ def config(
     no_pivot: bool,
     command_only: bool,
     args: tuple[str, ...],
+    security_opt: tuple[str, ...] = (),
     detach: bool = False,
     machine: bool = False,
 ) -> container.RunConfig:
@@ -238,6 +245,7 @@ def config(
         cpus=cpus,
         pids=pids_limit,
     )
+    seccomp, no_new_privileges = security(security_opt)
     spec = LaunchSpec(
         rootfs=rootfs.resolve(root_arg),
         argv=command or DEFAULT_COMMAND,
@@ -245,8 +253,60 @@ def config(
         cwd=cwd,
         hostname=hostname,
         pivot=not no_pivot,
+        seccomp=seccomp,
+        no_new_privileges=no_new_privileges,
+        keyring=f"_ses.{name}",
     )
     return container.RunConfig(name=name, launch=spec, limits=limits, machine=machine, named=named)
+
+
+SECURITY_OPTS = "seccomp=unconfined, seccomp=FILE or no-new-privileges"
+
+
+def security(options: tuple[str, ...]) -> tuple[tuple[object, ...] | None, bool]:
+    """The seccomp filter (on the wire; None for none) and no_new_privs that --security-opt
+    asks for; by default pyctr's own profile, like docker's, and no no_new_privs."""
+    machine = os.uname().machine
+    seccomp: tuple[object, ...] | None = seccomp_profile.default_filter(
+        DEFAULT_CAPABILITIES, machine
+    ).to_wire()
+    no_new_privileges = False
+    for option in options:
+        key, sep, value = option.replace(":", "=", 1).partition("=")  # docker also reads seccomp:FILE
+        if key == "seccomp" and value == "unconfined":
+            seccomp = None
+        elif key == "seccomp" and value:
+            seccomp = _profile(value).to_wire()
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            no_new_privileges = value != "false"
+        else:
+            raise InvalidArgument(f"invalid --security-opt {option!r}: use {SECURITY_OPTS}")
+    return seccomp, no_new_privileges
+
+
+def _profile(path: str) -> seccomp_profile.SyscallFilter:
+    from pyctr_systemd import spec
+
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as e:
+        raise InvalidArgument(f"invalid --security-opt seccomp={path}: {e.strerror}") from None
+    host = os.uname()
+    return seccomp_profile.parse(
+        spec.loads(text, path), path, "", DEFAULT_CAPABILITIES, host.machine, host.release
+    )
+
+
+def absolute_security_opts(options: tuple[str, ...]) -> list[str]:
+    """--security-opt values that mean the same from another working directory (systemd's)."""
+    result = []
+    for option in options:
+        key, sep, value = option.replace(":", "=", 1).partition("=")
+        if key == "seccomp" and value and value != "unconfined":
+            option = f"seccomp={os.path.abspath(value)}"
+        result.append(option)
+    return result
 
 
 def execute(values: dict[str, Any]) -> int:

@@ -100,7 +100,8 @@ def _as_stored(values: dict[str, Any], root: str | None) -> dict[str, Any]:
     args = list(values["args"])
     if root is not None:
         args[0] = os.path.abspath(root)
-    return {**values, "args": args, "env": run.resolved(values["env"])}
+    security = run.absolute_security_opts(values.get("security_opt", ()))
+    return {**values, "args": args, "env": run.resolved(values["env"]), "security_opt": security}
 
 
 def _bundle_definition(

@@ -36,32 +36,35 @@ class Globals:
 
 
 def create_options(
-    g: Globals, bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool
-) -> oci.CreateOptions:
+    g: Globals, bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
+    no_new_keyring: bool,
+) -> oci.CreateOptions:  # fmt: skip
     return oci.CreateOptions(
         bundle=bundle,
         pid_file=os.path.abspath(pid_file) if pid_file else "",
         console_socket=os.path.abspath(console_socket) if console_socket else "",
         no_pivot=no_pivot,
         systemd_cgroup=g.systemd_cgroup,
+        no_new_keyring=no_new_keyring,
     )
 
 
 def create(
     g: Globals, container_id: str, bundle: str = ".", pid_file: str | None = None,
-    console_socket: str | None = None, no_pivot: bool = False,
+    console_socket: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
 ) -> int:  # fmt: skip
-    oci.create(g.store, container_id, create_options(g, bundle, pid_file, console_socket, no_pivot))
+    opts = create_options(g, bundle, pid_file, console_socket, no_pivot, no_new_keyring)
+    oci.create(g.store, container_id, opts)
     return 0
 
 
 def run(
     g: Globals, container_id: str, bundle: str = ".", pid_file: str | None = None,
     console_socket: str | None = None, no_pivot: bool = False, detach: bool = False,
+    no_new_keyring: bool = False,
 ) -> int:  # fmt: skip
-    return oci.run(
-        g.store, container_id, create_options(g, bundle, pid_file, console_socket, no_pivot), detach
-    )
+    opts = create_options(g, bundle, pid_file, console_socket, no_pivot, no_new_keyring)
+    return oci.run(g.store, container_id, opts, detach)
 
 
 def start(g: Globals, container_id: str) -> int:
@@ -95,7 +98,7 @@ _CREATE_VALUES = {
     "--pid-file": "pid_file",
     "--console-socket": "console_socket",
 }
-_CREATE_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": ""}
+_CREATE_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}
 # verb -> (options with values, flags, names of the positional arguments, how many are required);
 # the function of the same name does the verb.
 _VERBS: dict[str, tuple[dict[str, str], dict[str, str], tuple[str, ...], int]] = {

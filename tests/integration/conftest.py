@@ -131,8 +131,11 @@ def _ancestors() -> set[int]:
 
 
 def _is_pyctr(argv: list[bytes]) -> bool:
-    """python3 -m pyctr_systemd..., or a `pyctr` script (the package's runs as python3 -IS /usr/bin/pyctr)."""
-    return any(arg.startswith(b"pyctr_systemd") or os.path.basename(arg) == b"pyctr" for arg in argv[:3])
+    """python3 -m pyctr_systemd..., a `pyctr` script (the package's runs as python3 -IS
+    /usr/bin/pyctr), or a container's launcher (python3 -I -S -c CODE pyctr-init ...)."""
+    return any(arg.startswith(b"pyctr_systemd") or os.path.basename(arg) == b"pyctr" for arg in argv[:3]) or (
+        b"pyctr-init" in argv[:6]
+    )
 
 
 def _pyctr_processes() -> dict[int, str]:

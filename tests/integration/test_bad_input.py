@@ -16,11 +16,12 @@ from tests.cli import CHECKOUT, pyctr, start_pyctr
 from tests.integration.conftest import wait_for_line
 
 
-def one_line(result: subprocess.CompletedProcess[str], message: str) -> None:
+def one_line(result: subprocess.CompletedProcess[str], message: str) -> str:
     assert result.returncode == 125, result
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"pyctr: {message}"), result.stderr
+    return result.stderr
 
 
 def test_unknown_rootfs(tmp_path: Path) -> None:
@@ -112,9 +113,21 @@ def test_symlink_in_the_rootfs_cannot_lead_out(marked_rootfs: tuple[str, str], t
     root, _ = marked_rootfs
     outside = tmp_path / "outside"
     outside.mkdir()
-    os.rmdir(Path(root, "sys"))
-    os.symlink(outside, Path(root, "sys"))  # absolute: resolved as if the rootfs were /
-    done = pyctr("run", root, "--", "sh", "-c", "ls /sys/kernel >/dev/null && readlink /sys")
-    assert (done.returncode, done.stdout) == (0, f"{outside}\n"), done.stderr
+    os.rmdir(Path(root, "dev"))
+    os.symlink(outside, Path(root, "dev"))  # absolute: resolved as if the rootfs were /
+    done = pyctr("run", root, "--", "sh", "-c", "echo x > /dev/null && ls /dev/pts/ptmx && readlink /dev")
+    assert (done.returncode, done.stdout) == (0, f"/dev/pts/ptmx\n{outside}\n"), done.stderr
     assert list(outside.iterdir()) == []
-    assert Path(root, "sys").is_symlink()
+    assert Path(root, "dev").is_symlink()
+
+
+@pytest.mark.parametrize("where", ["proc", "sys"])
+def test_proc_and_sysfs_only_on_an_ordinary_directory(
+    marked_rootfs: tuple[str, str], tmp_path: Path, where: str
+) -> None:
+    # As runc: a symlink there could put them over anything in the root (CVE-2019-19921).
+    root, _ = marked_rootfs
+    os.rmdir(Path(root, where))
+    os.symlink("/tmp", Path(root, where))
+    done = one_line(pyctr("run", root, "--", "true"), "container setup failed: cannot mount ")
+    assert f"on /{where}: it is a symlink in the rootfs" in done

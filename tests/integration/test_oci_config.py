@@ -412,14 +412,12 @@ def test_a_failing_or_slow_hook_fails_create_leaving_nothing(oci_bundle: Bundle,
 
 
 def test_what_pyctr_cannot_honour_is_said(oci_bundle: Bundle) -> None:
-    oci_bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    oci_bundle.linux["intelRdt"] = {"closID": "x"}
     oci_bundle.process["apparmorProfile"] = "docker-default"
     oci_bundle.write("true")
     done = pyctr("run", "--bundle", str(oci_bundle.path), new_id())
     assert done.returncode == 0
-    assert (
-        "linux.seccomp is not supported" in done.stderr and "apparmorProfile is not supported" in done.stderr
-    )
+    assert "intelRdt is not supported" in done.stderr and "apparmorProfile is not supported" in done.stderr
     oci_bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     oci_bundle.write()
     assert "linux.uidMappings" in refused("run", "--bundle", str(oci_bundle.path), new_id())

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from pyctr_systemd import launcher, mounts, oci, spec
+from pyctr_systemd import mounts, oci, spec
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.hooks import KINDS
+from pyctr_systemd.init import launch as launcher
 from pyctr_systemd.spec import SpecError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -440,11 +441,6 @@ def test_unreadable_cpu_list_is_a_spec_error(key: str, text: str) -> None:
     ("path", "value", "warning"),
     [
         (
-            "linux.seccomp",
-            {"defaultAction": "SCMP_ACT_ALLOW"},
-            "linux.seccomp is not supported: the container runs without a seccomp filter",
-        ),
-        (
             "linux.intelRdt",
             {"closID": "x"},
             "linux.intelRdt is not supported: no Intel RDT allocation is made",
@@ -535,7 +531,6 @@ def test_unsupported_field_is_a_warning(path: str, value: object, warning: str) 
     ("path", "value"),
     [
         ("linux.seccomp", None),
-        ("linux.seccomp", {}),
         ("process.apparmorProfile", ""),
         ("linux.resources.blockIO", {}),
         ("linux.resources.unified", {}),
@@ -546,13 +541,13 @@ def test_empty_unsupported_field_is_not_a_warning(path: str, value: object) -> N
 
 
 def test_warnings_come_in_config_order() -> None:
-    data = put(minimal(), "linux.seccomp", {"defaultAction": "SCMP_ACT_ERRNO"})
+    data = put(minimal(), "linux.intelRdt", {"closID": "x"})
     put(data, "linux.resources.blockIO", {"weight": 10})
     put(data, "process.apparmorProfile", "p")
     assert parse(data).warnings == [
         "process.apparmorProfile is not supported: the container runs without an AppArmor profile",
         "linux.resources.blockIO is not supported: block I/O is not limited",
-        "linux.seccomp is not supported: the container runs without a seccomp filter",
+        "linux.intelRdt is not supported: no Intel RDT allocation is made",
     ]
 
 
@@ -937,12 +932,86 @@ def test_load_unreadable_config_json(tmp_path: Path) -> None:
 
 def test_load_invalid_json(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{")
-    with pytest.raises(SpecError) as e:
+    with pytest.raises(InvalidArgument) as e:
         spec.load(str(tmp_path))
     assert str(e.value) == (
         "config.json: not valid JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)"
     )
+
+
+def test_load_json_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"annotations": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InvalidArgument) as e:
+        spec.load(str(tmp_path))
+    assert str(e.value) == "config.json: not valid JSON: nested too deeply"
+
+
+def test_seccomp_is_read_into_a_filter() -> None:
+    profile = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}],
+    }
+    c = parse(put(minimal(), "linux.seccomp", profile))
+    assert c.seccomp is not None and c.warnings == []
+    assert (c.seccomp.default_action, c.seccomp.default_errno) == ("SCMP_ACT_ERRNO", 38)
+    assert [r.names for r in c.seccomp.rules] == [("read", "write")]
+    assert spec.launch_spec(c).seccomp == c.seccomp.to_wire()
+    assert parse(minimal()).seccomp is None and spec.launch_spec(parse(minimal())).seccomp is None
+
+
+def test_seccomp_errors_name_the_field() -> None:
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_NOTIFY"}]}
+    with pytest.raises(InvalidArgument) as e:
+        parse(put(minimal(), "linux.seccomp", profile))
+    assert str(e.value).startswith("config.json: linux.seccomp.syscalls[0].action: ")
+    assert "SCMP_ACT_NOTIFY" in str(e.value) or "notification" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "destination", ["/proc/sys/kernel", "/proc//sys", "/proc/../proc/sys", "/proc/self", "//proc/1"]
+)
+def test_a_mount_inside_proc_is_refused(destination: str) -> None:
+    mount = {"destination": destination, "type": "tmpfs", "source": "tmpfs"}
+    with pytest.raises(SpecError) as e:
+        parse(put(minimal(), "mounts", [mount]))
+    assert str(e.value).startswith("config.json: mounts[0].destination: /proc")
+    assert "is inside /proc" in str(e.value)
+
+
+def test_proc_itself_and_the_lxcfs_files_may_be_mounted() -> None:
+    allowed = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        *({"destination": f, "type": "bind", "source": "/x", "options": ["bind"]} for f in mounts.PROC_FILES),
+    ]
+    assert len(parse(put(minimal(), "mounts", allowed)).mounts) == 1 + len(mounts.PROC_FILES)
+    for refused in (
+        {"destination": "/proc", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]},
+        {"destination": "/proc/uptime", "type": "tmpfs", "source": "tmpfs"},
+    ):
+        with pytest.raises(SpecError):
+            parse(put(minimal(), "mounts", [refused]))
+
+
+def test_a_device_path_is_normalised_before_its_check() -> None:
+    device = {"path": "/dev/../etc/evil", "type": "c", "major": 1, "minor": 3}
+    with pytest.raises(SpecError) as e:
+        parse(put(minimal(), "linux.devices", [device]))
+    assert str(e.value) == "config.json: linux.devices[0].path: must be below /dev"
+    device["path"] = "/dev/./x/../fuse"
+    assert parse(put(minimal(), "linux.devices", [device])).devices[0].path == "/dev/fuse"
+
+
+def test_a_huge_cpuset_is_refused_at_once() -> None:
+    with pytest.raises(SpecError) as e:
+        parse(put(minimal(), "linux.resources.cpu.cpus", "0-99999999"))
+    assert str(e.value) == (
+        "config.json: linux.resources.cpu.cpus: '0-99999999' is not a list of numbers below 8192 "
+        "and ranges like 0-2,4"
+    )
+    assert parse(put(minimal(), "linux.resources.cpu.cpus", "0-8191")).resources.cpu_cpus == "0-8191"
 
 
 def test_load_reports_field_errors(tmp_path: Path) -> None:
@@ -993,5 +1062,7 @@ def test_features_shape() -> None:
     assert linux["capabilities"] == sorted(spec.CAPABILITY_NUMBERS)
     assert len(linux["capabilities"]) == 41
     assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False}
-    assert linux["seccomp"] == {"enabled": False}
+    assert linux["seccomp"]["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" not in linux["seccomp"]["actions"]
+    assert "SCMP_ACT_ERRNO" in linux["seccomp"]["actions"]
     assert json.loads(json.dumps(f)) == f

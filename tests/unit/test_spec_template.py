@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from pyctr_systemd import bundle, templates
+from pyctr_systemd import bundle, seccomp_profile, spec, templates
 from pyctr_systemd.errors import InvalidArgument, PyctrError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -26,15 +26,37 @@ def runc_spec(rootless: bool) -> Any:
     return json.loads(RUNC[rootless].read_text())
 
 
+def pyctr_spec(rootless: bool) -> Any:
+    """runc's, with pyctr's default seccomp profile."""
+    config = runc_spec(rootless)
+    config["linux"]["seccomp"] = seccomp_profile.default_profile(bundle.SPEC_CAPABILITIES, os.uname().machine)
+    return config
+
+
 @pytest.mark.parametrize("rootless", [False, True], ids=["default", "rootless"])
-def test_rendering_is_json_equal_to_runc_spec(rootless: bool) -> None:
-    assert json.loads(bundle.render_spec(rootless)) == runc_spec(rootless)
+def test_rendering_is_json_equal_to_runc_spec_but_for_seccomp(rootless: bool) -> None:
+    written = json.loads(bundle.render_spec(rootless))
+    profile = written["linux"].pop("seccomp")
+    assert written == runc_spec(rootless)
+    assert profile == seccomp_profile.default_profile(bundle.SPEC_CAPABILITIES, os.uname().machine)
 
 
 @pytest.mark.parametrize("rootless", [False, True], ids=["default", "rootless"])
 def test_rendering_is_byte_identical_to_runc_spec(rootless: bool) -> None:
     # Tabs, key order, no final newline: as runc writes it.
-    assert bundle.render_spec(rootless) == RUNC[rootless].read_text()
+    assert bundle.render_spec(rootless, seccomp=False) == RUNC[rootless].read_text()
+
+
+def test_the_default_profile_is_in_runcs_layout() -> None:
+    text = bundle.render_spec(False)
+    assert text.startswith(RUNC[False].read_text()[: -len("\n\t\t]\n\t}\n}")])
+    assert '\t\t"seccomp": {\n\t\t\t"defaultAction": "SCMP_ACT_ERRNO",' in text
+    assert text.endswith("\n\t\t}\n\t}\n}")
+
+
+def test_the_spec_capabilities_are_runcs() -> None:
+    names = set(runc_spec(False)["process"]["capabilities"]["bounding"])
+    assert {spec.CAPABILITIES_BY_NUMBER[n] for n in bundle.SPEC_CAPABILITIES} == names
 
 
 def test_rootless_maps_the_given_host_ids_to_root() -> None:
@@ -65,12 +87,12 @@ def test_write_spec_writes_config_json(tmp_path: Path, rootless: bool) -> None:
     written = bundle.write_spec(str(tmp_path), rootless)
     assert written == str(tmp_path / "config.json")
     assert os.listdir(tmp_path) == ["config.json"]  # no temporary file left
-    spec = json.loads(Path(written).read_text())
-    expected = runc_spec(rootless)
+    config = json.loads(Path(written).read_text())
+    expected = pyctr_spec(rootless)
     if rootless:
         expected["linux"]["uidMappings"][0]["hostID"] = os.geteuid()
         expected["linux"]["gidMappings"][0]["hostID"] = os.getegid()
-    assert spec == expected
+    assert config == expected
 
 
 def test_write_spec_file_mode_follows_the_umask(tmp_path: Path) -> None:
@@ -136,5 +158,5 @@ def test_write_spec_without_hard_links_renames(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(os, "link", no_link)
     written = bundle.write_spec(str(tmp_path), False)
-    assert json.loads(Path(written).read_text()) == runc_spec(False)
+    assert json.loads(Path(written).read_text()) == pyctr_spec(False)
     assert os.listdir(tmp_path) == ["config.json"]

@@ -20,3 +20,18 @@ def test_start_path_imports_nothing_expensive() -> None:
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
     )
     assert sorted(set(loaded.stdout.split()) & set(EXPENSIVE)) == []
+
+
+def test_the_launcher_imports_nothing_expensive() -> None:
+    # The container's first process re-executes itself from a sealed interpreter and imports
+    # pyctr_systemd.init.main afresh (-I -S, as pyctr_systemd.init.sync runs it), on every start.
+    code = (
+        f"import sys; sys.path[:0] = [{str(CHECKOUT)!r}, '/usr/lib/python3/dist-packages']; "
+        "import pyctr_systemd.init.main; print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    modules = set(loaded.stdout.split())
+    assert sorted(modules & set(EXPENSIVE)) == []
+    assert "pyctr_systemd.seccomp_profile" not in modules  # only when a filter is asked for

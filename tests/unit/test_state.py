@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyctr_systemd import state
+from pyctr_systemd import cgroups, state
 from pyctr_systemd.errors import ContainerExists, InvalidArgument, PyctrError
 from pyctr_systemd.state import NoSuchContainer, Record, Store, oci_state, process_start_time
 
@@ -39,6 +39,20 @@ def me(container_id: str = "c1") -> Record:
     start = process_start_time(pid)
     assert start is not None
     return record(container_id, pid, start)
+
+
+@pytest.fixture(autouse=True)
+def in_the_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process stands in for a container's init: it is in pyctr-c1.scope, as far as
+    state can tell (which cgroup a process is in is the integration tests' to check)."""
+    real = cgroups.of_pid
+
+    def of_pid(pid: int | str) -> dict[str, str]:
+        if pid == os.getpid():
+            return {"name=systemd": "/pyctr.slice/pyctr-c1.scope", "": "/pyctr.slice/pyctr-c1.scope"}
+        return real(pid)
+
+    monkeypatch.setattr(cgroups, "of_pid", of_pid)
 
 
 def gone_pid() -> int:
@@ -298,7 +312,96 @@ def test_status_stopped_when_the_pid_was_reused(tmp_path: Path) -> None:
     assert store.status(r) == "stopped"
 
 
+def test_status_stopped_when_the_pid_is_in_another_unit(tmp_path: Path) -> None:
+    # A pid with the right start time is still not the container's outside its unit.
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    r = me()
+    r.unit = "pyctr-other.scope"
+    assert not store.alive(r)
+    assert store.status(r) == "stopped"
+
+
 def test_status_stopped_without_a_pid(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     store.reserve("c1")
     assert store.status(record(pid=0, start_time=0)) == "stopped"
+
+
+# --- state that is not root's alone ------------------------------------------------------------
+
+
+def saved(tmp_path: Path) -> Store:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    store.save(record())
+    return store
+
+
+@pytest.mark.parametrize("where", ["root", "dir", "file"])
+def test_state_others_may_write_is_refused(tmp_path: Path, where: str) -> None:
+    store = saved(tmp_path)
+    path = {"root": tmp_path, "dir": tmp_path / "c1", "file": tmp_path / "c1" / "state.json"}[where]
+    path.chmod(path.stat().st_mode | 0o002)
+    with pytest.raises(state.UnsafeState) as e:
+        store.load("c1")
+    assert str(e.value) == (
+        f"state {path} is writable by others (mode {stat.S_IMODE(path.stat().st_mode):o}), "
+        "not root's alone: refusing to use it"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_state_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    store = saved(tmp_path)
+    os.chown(tmp_path / "c1", 65534, 65534)
+    with pytest.raises(state.UnsafeState) as e:
+        store.load("c1")
+    assert (
+        str(e.value) == f"state {tmp_path / 'c1'} is owned by uid 65534, not root's alone: refusing to use it"
+    )
+
+
+def test_a_symlinked_state_file_is_refused(tmp_path: Path) -> None:
+    store = saved(tmp_path)
+    real = tmp_path / "c1" / "real.json"
+    (tmp_path / "c1" / "state.json").rename(real)
+    (tmp_path / "c1" / "state.json").symlink_to(real)
+    with pytest.raises(state.UnsafeState) as e:
+        store.load("c1")
+    assert "cannot be read" in str(e.value)
+
+
+@pytest.mark.parametrize("unit", ["victim.service", "pyctr-c2.scope", "sshd.scope", "c1.service"])
+def test_state_naming_a_unit_not_the_containers_is_refused(tmp_path: Path, unit: str) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    store.save(record(unit=unit))
+    with pytest.raises(state.UnsafeState) as e:
+        store.load("c1")
+    assert str(e.value) == (
+        f"state of container c1 names unit {unit!r}, not one named for the container: refusing to use it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("unit", "ok"),
+    [
+        ("pyctr-c1.scope", True),
+        ("libpod-c1.scope", True),
+        ("c1.scope", True),
+        ("xc1.scope", False),
+        ("pyctr-c1.service", False),
+    ],
+)
+def test_units_named_for_a_container(unit: str, ok: bool) -> None:
+    assert state.named_for(unit, "c1") is ok
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_the_exec_fifo_is_the_containers_user(tmp_path: Path) -> None:
+    # The init opens it after taking the payload's identity.
+    store = Store(str(tmp_path))
+    store.reserve("c1", 1000, 1001)
+    st = os.stat(store.fifo("c1"))
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o600)

@@ -146,16 +146,28 @@ def test_annotation_properties() -> None:
     annotations = {
         "org.systemd.property.TimeoutStopUSec": "uint64 5000000",
         "org.opencontainers.image.title": "x",
-        "org.systemd.property.CollectMode": "'inactive-or-failed'",
-        "org.systemd.property.Delegate": "true",
-        "org.systemd.property.": "1",
+        "org.systemd.property.MemoryHigh": "uint64 1048576",
+        "org.systemd.property.CPUAccounting": "true",
     }
     assert unit.annotation_properties(annotations) == [
         ("TimeoutStopUSec", "t", 5000000),
-        ("CollectMode", "s", "inactive-or-failed"),
-        ("Delegate", "b", True),
-        ("", "i", 1),
+        ("MemoryHigh", "t", 1048576),
+        ("CPUAccounting", "b", True),
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ExecStopPost", "Wants", "Delegate", "CollectMode", "DeviceAllow", "User", "CPUSchedulingPolicy", ""],
+)
+def test_annotations_set_only_resource_and_accounting_properties(name: str) -> None:
+    # Anything else of a unit runs commands, starts units, grants devices or changes who runs.
+    with pytest.raises(InvalidArgument) as e:
+        unit.annotation_properties({f"org.systemd.property.{name}": "'x'"})
+    assert str(e.value) == (
+        f"config.json: annotations.org.systemd.property.{name}: {name} is not a resource or accounting "
+        "property, the only ones pyctr sets from annotations"
+    )
 
 
 def test_annotation_properties_without_any() -> None:

@@ -50,6 +50,7 @@ PACKAGES = [
     "python3-pystemd",
     "python3-click",
     "python3-jinja2",
+    "python3-seccomp",
     "busybox-static",
     "util-linux",
     "procps",

@@ -1,0 +1,303 @@
+"""The container's first process, from its sealed start to the payload's exec.
+
+The order is the security boundary's:
+
+  sealed      re-executed from a copy the container cannot write (init.seal),
+              non-dumpable before it joins anything of the container's
+  host facts  cap_last_cap and a verified /dev/null, read while the host's
+              /proc and /dev are the ones in view
+  prepare     namespaces (pid is the parent's doing, or joined last, below),
+              the root's mounts through fds, hostname, sysctls -> PREPARED
+              (meanwhile systemd creates the unit and moves us into it)
+  go          cgroup namespace and cgroup mounts (both need the unit),
+              createContainer hooks, pivot_root; only now, with the
+              container's root as ours, a pid namespace to join is joined,
+              by forking into it (FORKED), and its /proc mounted
+  create      cwd, identity (init.identity), the payload found as the
+              payload's user -> CREATED
+  start       the exec fifo opened (`pyctr start`) or START read from the
+              parent; a no_new_privs seccomp filter, startContainer hooks,
+              exec of the payload
+
+so no Python stays in the container, nothing of the payload runs outside its
+limits, and a missing executable is reported by `create`, as runc does.
+"""
+
+from __future__ import annotations
+
+import _signal  # signal.py adds enums, and importing enum costs ~4 ms
+import errno
+import os
+import sys
+
+from pyctr_systemd import syscalls as sc
+from pyctr_systemd.errors import LaunchError
+from pyctr_systemd.init import identity, launch, rootfs, sync
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.hooks import Hook
+    from pyctr_systemd.init.launch import LaunchSpec
+
+# Namespaces in the order they are made or joined before PREPARED: mount last, as
+# joining it changes the root (and the host's /proc paths are gone after it).
+NAMESPACE_ORDER = (sc.CLONE_NEWUTS, sc.CLONE_NEWIPC, sc.CLONE_NEWNET, sc.CLONE_NEWNS)
+
+
+def main() -> None:
+    """argv: -c pyctr-init SPEC_FD FROM_PARENT TO_PARENT. Never returns: ends in the payload's
+    exec, or in _exit with the reason sent to the parent."""
+    spec_fd, from_parent, to_parent = (int(a) for a in sys.argv[2:5])
+    for fd in (from_parent, to_parent):
+        os.set_inheritable(fd, False)  # the pipe to the parent closes at the payload's exec: that is the news
+    channel = sync.Channel(from_parent, to_parent)
+    outcome = _Outcome()
+    try:
+        identity.not_dumpable()
+        spec = _read_spec(spec_fd)
+        _run(spec, channel, outcome)
+    except OSError as e:
+        outcome.failed(e)
+    except LaunchError as e:
+        outcome.code, outcome.message = e.exit_code, str(e)
+    except KeyboardInterrupt:
+        outcome.message = "container setup interrupted"
+    except BaseException as e:  # anything else must still end in _exit, never return
+        outcome.message = f"container setup failed: {e}"
+    finally:
+        try:
+            channel.fail(outcome.code, outcome.message, outcome.created)
+        finally:
+            os._exit(outcome.code)
+
+
+class _Outcome:
+    """How the launcher ends if it does not exec: its exit status and why."""
+
+    def __init__(self) -> None:
+        self.code, self.message, self.created = 125, "container setup failed", False
+        self.argv0 = ""
+
+    def failed(self, e: OSError) -> None:
+        payload = self.code in (126, 127)
+        self.message = (
+            f"{f'cannot run {self.argv0!r}' if payload else 'container setup failed'}: {e.strerror}"
+        )
+        if e.filename and not payload and str(e.filename) not in self.message:
+            self.message += f" ({e.filename})"
+
+
+def _read_spec(fd: int) -> LaunchSpec:
+    import marshal
+
+    with os.fdopen(fd, "rb") as f:
+        return launch.from_wire(marshal.loads(f.read()))
+
+
+def _run(spec: LaunchSpec, channel: sync.Channel, outcome: _Outcome) -> None:
+    outcome.argv0 = spec.argv[0]
+    last_cap = identity.last_capability()
+    setup = rootfs.Setup()
+    # A session of its own: no controlling terminal to push input into
+    # (TIOCSTI), no process group shared with pyctr's caller (kill(0, ...)).
+    os.setsid()
+    if spec.keyring:
+        identity.join_keyring(spec.keyring)
+    if spec.hook_state is not None:
+        spec.hook_state["pid"] = int(os.readlink("/proc/self"))  # as the host sees us
+    fifo = os.open(spec.exec_fifo, os.O_PATH | os.O_CLOEXEC) if spec.exec_fifo else -1
+    console = _connect_console(spec.console_socket) if spec.terminal else None
+    if spec.start_container_hooks:  # unreachable after pivot_root
+        import json  # noqa: F401
+        import subprocess  # noqa: F401
+
+        import pyctr_systemd.hooks  # noqa: F401
+    ns_fds = _open_namespaces(spec)
+    joins_pid = bool(spec.namespace(sc.CLONE_NEWPID))
+    new_root = spec.namespace(sc.CLONE_NEWNS) == ""
+    _prepare(spec, ns_fds, setup, proc_later=joins_pid)
+    channel.report(sync.PREPARED)
+    seccomp = channel.wait_go()
+    _enter_namespaces(spec, ns_fds, (sc.CLONE_NEWCGROUP,))  # rooted at the unit's cgroup
+    if new_root:
+        rootfs.execute(rootfs.late_plan(spec), setup)
+    _run_hooks(spec, spec.create_container_hooks, "created")
+    if new_root:
+        _enter_root(spec)
+    if joins_pid:
+        _fork_into(ns_fds.pop(sc.CLONE_NEWPID), channel)
+        if new_root:
+            setup.close()  # the host's /dev/null went with the old root: use the container's
+            rootfs.execute(rootfs.proc_plan(spec), setup)
+    setup.close()
+    if new_root:
+        os.makedirs(spec.cwd, exist_ok=True)  # as runc does for process.cwd
+    os.chdir(spec.cwd)  # first: a relative command is found from here, as runc finds it
+    identity.take(spec, last_cap, seccomp)
+    identity.not_dumpable()  # a change of ids may have set it to fs.suid_dumpable
+    outcome.code = 127
+    path = find_executable(spec)
+    outcome.code = 125
+    if console is not None:
+        _open_console(spec, console)
+    channel.report(sync.CREATED)
+    outcome.created = True
+    _wait_for_start(fifo, channel)
+    identity.finish(spec, seccomp)
+    _run_hooks(spec, spec.start_container_hooks, "running")
+    _reset_for_exec(channel.to_parent)
+    try:
+        env = dict(e.split("=", 1) for e in spec.env if "=" in e)
+        os.execve(path, list(spec.argv), env)
+    except OSError as e:
+        outcome.code = 127 if isinstance(e, FileNotFoundError) else 126
+        raise
+
+
+def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, proc_later: bool) -> None:
+    """Everything that needs no unit yet: namespaces, mounts, hostname, sysctls."""
+    _enter_namespaces(spec, ns_fds, NAMESPACE_ORDER)
+    for resource, soft, hard in spec.rlimits:
+        sc.setrlimit(resource, soft, hard)
+    if spec.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(spec.oom_score_adj))
+    if spec.namespace(sc.CLONE_NEWNS) == "":
+        setup.use_host_null()
+        rootfs.execute(rootfs.plan(spec, proc_later), setup)
+    if spec.hostname:
+        sc.sethostname(spec.hostname)
+    for key, value in spec.sysctl:
+        # /proc/sys shows the writer's own net, ipc and uts namespaces.
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    if spec.namespace(sc.CLONE_NEWNET) == "":
+        sc.set_loopback_up()
+
+
+def _open_namespaces(spec: LaunchSpec) -> dict[int, int]:
+    """Open every namespace to join first: once in the container's mount namespace, the
+    host's /proc paths are gone."""
+    return {flag: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for flag, path in spec.namespaces if path}
+
+
+def _enter_namespaces(spec: LaunchSpec, fds: dict[int, int], stage: tuple[int, ...]) -> None:
+    """Join the namespaces given by path, then make the new ones, in one unshare."""
+    new = 0
+    for flag in stage:
+        if flag in fds:
+            fd = fds.pop(flag)
+            sc.setns(fd, flag)
+            os.close(fd)
+        elif spec.namespace(flag) == "":
+            new |= flag
+    if new:
+        sc.unshare(new)
+
+
+def _enter_root(spec: LaunchSpec) -> None:
+    os.chdir(spec.rootfs)
+    if spec.pivot:
+        # pivot_root(".", ".") stacks the old root under the new one; detach it.
+        sc.pivot_root(".", ".")
+        sc.umount(".", sc.MNT_DETACH)
+    else:
+        sc.mount(spec.rootfs, "/", None, sc.MS_MOVE)
+        os.chroot(".")
+    os.chdir("/")
+    sc.mount(None, "/", None, spec.propagation)  # linux.rootfsPropagation, for the new root
+    if spec.readonly_root:
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+
+
+def _fork_into(pidns: int, channel: sync.Channel) -> None:
+    """Join a pid namespace, which only our children can: fork, and let the child go on.
+    It is born with the container's root, so nothing in there ever sees a process of ours
+    whose root is the host's; we tell the parent its pid and leave it to the parent."""
+    sc.setns(pidns, sc.CLONE_NEWPID)
+    os.close(pidns)
+    pid = os.fork()
+    if pid:
+        channel.forked(pid)
+        os._exit(0)
+    os.setsid()  # a session of its own again: it leads it, and may take a terminal
+
+
+def find_executable(spec: LaunchSpec) -> str:
+    """The payload's path, searched in the container's PATH inside its root, as runc does.
+
+    Not shutil.which or os.execvpe: they import modules on first use, and
+    after pivot_root the host's Python library is out of reach.
+    """
+    name = spec.argv[0]
+    if not name:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+    if "/" in name:
+        if not os.path.exists(name):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+        return name
+    env = dict(e.split("=", 1) for e in spec.env if "=" in e)
+    for directory in env.get("PATH", launch.DEFAULT_PATH).split(":"):
+        path = os.path.join(directory or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH", name)
+
+
+def _open_console(spec: LaunchSpec, sock: object) -> None:
+    """A new pty in the container's devpts: its master goes to whoever holds the console
+    socket (conmon, podman, `pyctr run`), its other end becomes the payload's terminal."""
+    import fcntl
+    import struct
+    import termios
+
+    master, tty = os.openpty()
+    if spec.console_size:
+        rows, cols = spec.console_size
+        fcntl.ioctl(tty, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    sock.sendmsg([os.ttyname(tty).encode()], [(1, 1, struct.pack("i", master))])  # type: ignore[attr-defined]
+    sock.close()  # type: ignore[attr-defined]
+    os.close(master)
+    fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(tty, fd)
+    if tty > 2:
+        os.close(tty)
+
+
+def _connect_console(path: str) -> object:
+    # _open_console runs after pivot_root, where the host's Python library is out of reach.
+    import fcntl  # noqa: F401
+    import socket
+    import struct  # noqa: F401
+    import termios  # noqa: F401
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+def _run_hooks(spec: LaunchSpec, hooks: tuple[Hook, ...], status: str) -> None:
+    if hooks:
+        from pyctr_systemd.hooks import run_all
+
+        run_all(hooks, {**(spec.hook_state or {}), "status": status})
+
+
+def _wait_for_start(fifo: int, channel: sync.Channel) -> None:
+    if fifo >= 0:
+        # Blocks until `pyctr start` opens the fifo for reading.
+        fd = os.open(rootfs.fd_path(fifo), os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo)
+    else:
+        channel.wait(sync.START)
+
+
+def _reset_for_exec(keep_fd: int) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec.
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, 1 << 20)

@@ -1,0 +1,560 @@
+"""The container's root, built through file descriptors.
+
+A rootfs, and any volume shared with another container, may hold symlinks that
+point anywhere and may change while pyctr works on it. So no path inside the
+root is ever resolved to a string and handed to mount(2) or mkdir(2) to walk
+again (the CVE-2021-30465 class): each is opened inside the root, as if the
+root were / (openat2's RESOLVE_IN_ROOT, or a walk one component at a time
+where the kernel lacks it), missing directories are made beside the fd of
+their parent, and mounts go onto /proc/self/fd/N.
+
+The plan is a list of small operations, a pure function of the LaunchSpec,
+printed and compared as data (tests/unit/test_rootfs_plan.py); each executes
+against a Setup: the open root and the host's /dev/null, verified before the
+container could touch anything.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyctr_systemd import cgroups
+from pyctr_systemd import syscalls as sc
+from pyctr_systemd.errors import LaunchError
+from pyctr_systemd.mounts import (
+    DEFAULT_DEVICES,
+    DEV_LINKS,
+    MS_SHARED,
+    MS_SLAVE,
+    PROC_MOUNTS,
+    Device,
+    MountEntry,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.init.launch import LaunchSpec
+
+_NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+_S_IFMT = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+_MAX_LINKS = 40  # as the kernel allows
+_O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def fd_path(fd: int) -> str:
+    """A path mount(2) takes for an open file: the kernel follows this link to the file itself."""
+    return f"/proc/self/fd/{fd}"
+
+
+def mount_onto(
+    target: int, source: str | None, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    """mount(2) onto the open file `target`. A directory is entered and mounted on as ".",
+    which needs no /proc: /proc itself is mounted this way."""
+    if not stat.S_ISDIR(os.fstat(target).st_mode):
+        sc.mount(source, fd_path(target), fstype, flags, data)
+        return
+    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(target)
+        sc.mount(source, ".", fstype, flags, data)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
+# --- resolving inside the root -----------------------------------------------------------------
+
+_openat2 = True  # until the kernel says ENOSYS
+
+
+def open_in(root: int, path: str, no_symlinks: bool = False) -> int:
+    """An O_PATH fd of `path` inside the directory `root`, resolved as if `root` were /."""
+    global _openat2
+    relative = path.lstrip("/") or "."
+    resolve = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS | (sc.RESOLVE_NO_SYMLINKS if no_symlinks else 0)
+    while _openat2:
+        try:
+            return sc.openat2(root, relative, sc.O_PATH, resolve)
+        except OSError as e:
+            if e.errno == errno.ENOSYS:
+                _openat2 = False
+            elif e.errno != errno.EAGAIN:  # EAGAIN: a rename raced with "..": resolve again
+                raise
+    return walk(root, path, no_symlinks=no_symlinks)
+
+
+def walk(root: int, path: str, make_dirs: bool = False, no_symlinks: bool = False) -> int:
+    """open_in one component at a time: each opened with O_NOFOLLOW beside the fd of its
+    parent, a symlink read and resolved again from the root, ".." never above it.
+    With make_dirs, a missing directory is made where the walk stands, so a dangling
+    symlink is made real inside the root, never outside."""
+    parts = _parts(path)
+    stack = [os.dup(root)]  # the directories walked so far, root first
+    links = 0
+    try:
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            fd = _open_component(stack[-1], part, make_dirs)
+            if not stat.S_ISLNK(os.fstat(fd).st_mode):
+                stack.append(fd)
+                continue
+            target = os.readlink("", dir_fd=fd)
+            os.close(fd)
+            links += 1
+            if no_symlinks or links > _MAX_LINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            if target.startswith("/"):
+                for extra in stack[1:]:
+                    os.close(extra)
+                del stack[1:]
+            parts = _parts(target) + parts
+        return os.dup(stack[-1])
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def _open_component(parent: int, name: str, make_dirs: bool) -> int:
+    try:
+        return os.open(name, _O_PATH, dir_fd=parent)
+    except FileNotFoundError:
+        if not make_dirs:
+            raise
+    try:
+        os.mkdir(name, 0o755, dir_fd=parent)
+    except FileExistsError:
+        pass  # made meanwhile: whatever it is now is opened without following it
+    return os.open(name, _O_PATH, dir_fd=parent)
+
+
+class Root:
+    """The rootfs as an open directory."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def open(self, path: str, no_symlinks: bool = False) -> int:
+        return open_in(self.fd, path, no_symlinks)
+
+    def make_dir(self, path: str, no_symlinks: bool = False) -> int:
+        """The directory at `path`, made with its missing parents."""
+        try:
+            return self.open(path, no_symlinks)
+        except FileNotFoundError:
+            return walk(self.fd, path, make_dirs=True, no_symlinks=no_symlinks)
+
+    def make_file(self, path: str) -> int:
+        """The file at `path`, made empty if missing (a bind mount's target)."""
+        try:
+            return self.open(path)
+        except FileNotFoundError:
+            pass
+        parent = self.make_dir(os.path.dirname(path) or "/")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(os.path.basename(path), flags, 0o644, dir_fd=parent))
+        except FileExistsError:
+            pass  # made meanwhile: resolved from the root like anything else
+        finally:
+            os.close(parent)
+        return self.open(path)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class Setup:
+    """What the operations work with: the root once opened, and a null device to mask with."""
+
+    def __init__(self) -> None:
+        self._root: Root | None = None
+        self._null = -1
+
+    @property
+    def root(self) -> Root:
+        if self._root is None:
+            raise LaunchError("container setup failed: the root is not open yet")
+        return self._root
+
+    def open_root(self, path: str) -> None:
+        if self._root is not None:
+            self._root.close()
+        self._root = Root(path)
+
+    def use_host_null(self) -> None:
+        """The host's /dev/null, opened in the container's new mount namespace (a bind
+        mount's source must be in it) before anything of the container's is mounted."""
+        self._null = _null_device(os.open("/dev/null", os.O_PATH | os.O_CLOEXEC), "the host's /dev/null")
+
+    @property
+    def null(self) -> int:
+        """What masks a file: never the image's /dev/null unchecked, which could be a symlink
+        to anything (a /proc/sys file, say), but a fd verified to be the null device."""
+        if self._null < 0:
+            self._null = _null_device(self.root.open("/dev/null"), "the container's /dev/null")
+        return self._null
+
+    def close(self) -> None:
+        if self._root is not None:
+            self._root.close()
+            self._root = None
+        if self._null >= 0:
+            os.close(self._null)
+            self._null = -1
+
+
+def _null_device(fd: int, what: str) -> int:
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise LaunchError(f"container setup failed: cannot mask paths: {what} is not the null device")
+    return fd
+
+
+def execute(ops: list[Op], setup: Setup) -> None:
+    # Nodes, directories and files get exactly the modes asked for.
+    umask = os.umask(0)
+    try:
+        for op in ops:
+            op.execute(setup)
+    finally:
+        os.umask(umask)
+
+
+# --- the operations ----------------------------------------------------------------------------
+
+
+class _Op:
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._fields()!r}"
+
+
+class Mount(_Op):
+    """A mount on a host path: only for the mount namespace itself and pyctr's own rootfs."""
+
+    __slots__ = ("source", "target", "fstype", "flags", "data")
+
+    def __init__(
+        self,
+        source: str | None,
+        target: str,
+        fstype: str | None = None,
+        flags: int = 0,
+        data: str | None = None,
+    ) -> None:
+        self.source, self.target, self.fstype, self.flags, self.data = source, target, fstype, flags, data
+
+    def execute(self, setup: Setup) -> None:
+        sc.mount(self.source, self.target, self.fstype, self.flags, self.data)
+
+
+class MakeDir(_Op):
+    """A directory on a host path of pyctr's own (the default rootfs's write layer)."""
+
+    __slots__ = ("path", "mode")
+
+    def __init__(self, path: str, mode: int = 0o755) -> None:
+        self.path, self.mode = path, mode
+
+    def execute(self, setup: Setup) -> None:
+        os.mkdir(self.path, self.mode)
+
+
+class OpenRoot(_Op):
+    """From here on, paths are inside the root at `path`."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def execute(self, setup: Setup) -> None:
+        setup.open_root(self.path)
+
+
+class ContainerMount(_Op):
+    """One config.json mount: its target made inside the root, then mounted as asked."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: MountEntry) -> None:
+        self.entry = entry
+
+    def execute(self, setup: Setup) -> None:
+        e, root = self.entry, setup.root
+        if e.bind:
+            _bind(e, root)
+        else:
+            target = _target_dir(root, e)
+            try:
+                _refuse_proc(target, e.destination)
+                mount_onto(target, e.source, e.fstype, e.flags, e.data or None)
+            finally:
+                os.close(target)
+        for flag in e.propagation:
+            _mount_on(root, e.destination, None, None, flag)
+
+
+def _target_dir(root: Root, e: MountEntry) -> int:
+    if e.fstype not in ("proc", "sysfs"):
+        return root.make_dir(e.destination)
+    # Only where the path says, as runc: a symlink could put them over anything in the root.
+    try:
+        return root.make_dir(e.destination, no_symlinks=True)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise LaunchError(
+            f"container setup failed: cannot mount {e.fstype} on {e.destination}: it is a symlink in the "
+            "rootfs (proc and sysfs go on ordinary directories)"
+        ) from None
+
+
+def _bind(e: MountEntry, root: Root) -> None:
+    source = os.open(e.source, os.O_PATH | os.O_CLOEXEC)  # a host path the config names
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(source).st_mode)
+        target = root.make_dir(e.destination) if is_dir else root.make_file(e.destination)
+        try:
+            _refuse_proc(target, e.destination)
+            mount_onto(target, fd_path(source), None, e.flags & (sc.MS_BIND | sc.MS_REC))
+        finally:
+            os.close(target)
+    finally:
+        os.close(source)
+    rest = e.flags & ~(sc.MS_BIND | sc.MS_REC)
+    if rest:
+        _mount_on(root, e.destination, None, None, sc.MS_BIND | sc.MS_REMOUNT | rest)
+
+
+def _mount_on(
+    root: Root, path: str, source: str | None, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    """mount(2) on what is at `path` now: a remount or a propagation change must reach the
+    mount just made there, which an fd opened before it does not show."""
+    fd = root.open(path)
+    try:
+        mount_onto(fd, source, fstype, flags, data)
+    finally:
+        os.close(fd)
+
+
+def _refuse_proc(target: int, destination: str) -> None:
+    """A mount target that leads into the container's /proc, however it was spelled: only
+    the files runc allows (for lxcfs) may be covered there, and /proc itself."""
+    if destination not in PROC_MOUNTS and sc.filesystem_type(target) == sc.PROC_SUPER_MAGIC:
+        raise LaunchError(f"container setup failed: cannot mount on {destination}: it is inside /proc")
+
+
+class CgroupMount(_Op):
+    """The container's view of its cgroups at `destination` in the root.
+
+    With a cgroup namespace, fresh mounts of each hierarchy are rooted at the
+    unit's cgroup; without one, the unit's own directories are bound there.
+    """
+
+    __slots__ = ("destination", "flags", "namespaced")
+
+    def __init__(self, destination: str, flags: int, namespaced: bool) -> None:
+        self.destination, self.flags, self.namespaced = destination, flags, namespaced
+
+    def execute(self, setup: Setup) -> None:
+        root = setup.root
+        flags = self.flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
+        hierarchies = [m for m in cgroups.mounts() if m.mountpoint.startswith(cgroups.CGROUP_ROOT)]
+        unified = len(hierarchies) == 1 and hierarchies[0].fstype == "cgroup2"
+        os.close(root.make_dir(self.destination))
+        if not unified:
+            _mount_on(root, self.destination, "tmpfs", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+        own = cgroups.of_pid("self")
+        for h in hierarchies:
+            where = self.destination if unified else f"{self.destination}/{os.path.basename(h.mountpoint)}"
+            os.close(root.make_dir(where))
+            if self.namespaced:
+                data = ",".join(o for o in h.options if o not in ("rw", "ro")) or None
+                _mount_on(root, where, "cgroup", h.fstype, flags, data)
+            elif h.key in own:
+                _mount_on(root, where, h.path_of(own[h.key]), None, sc.MS_BIND | sc.MS_REC)
+                _mount_on(root, where, None, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+        if not unified and flags & sc.MS_RDONLY:
+            remount = sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+            _mount_on(root, self.destination, None, None, remount, "mode=755")
+
+
+class MakeNode(_Op):
+    __slots__ = ("device",)
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    def execute(self, setup: Setup) -> None:
+        d = self.device
+        parent = setup.root.make_dir(os.path.dirname(d.path))
+        name = os.path.basename(d.path)
+        try:
+            try:
+                os.unlink(name, dir_fd=parent)  # the config's device wins over what the rootfs has
+            except FileNotFoundError:
+                pass
+            os.mknod(name, _S_IFMT[d.kind] | (d.mode & 0o7777), os.makedev(d.major, d.minor), dir_fd=parent)
+            os.chown(name, d.uid, d.gid, dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+
+    def __repr__(self) -> str:
+        d = self.device
+        return f"MakeNode({d.path!r}, {d.kind}, {d.major}, {d.minor})"
+
+
+class Symlink(_Op):
+    """A symlink at `path` inside the root (made there: never on the host)."""
+
+    __slots__ = ("target", "path")
+
+    def __init__(self, target: str, path: str) -> None:
+        self.target, self.path = target, path
+
+    def execute(self, setup: Setup) -> None:
+        parent = setup.root.make_dir(os.path.dirname(self.path))
+        try:
+            os.symlink(self.target, os.path.basename(self.path), dir_fd=parent)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+
+
+class Mask(_Op):
+    """Hide a path of the root: an empty read-only tmpfs over a directory, the host's
+    /dev/null (never the image's, which could be anything) over anything else."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def execute(self, setup: Setup) -> None:
+        try:
+            target = setup.root.open(self.path)
+        except FileNotFoundError:
+            return
+        try:
+            if stat.S_ISDIR(os.fstat(target).st_mode):
+                mount_onto(target, "tmpfs", "tmpfs", sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "size=0")
+            else:
+                mount_onto(target, fd_path(setup.null), None, sc.MS_BIND)
+        finally:
+            os.close(target)
+
+
+class ReadOnly(_Op):
+    """A path of the root made read-only."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def execute(self, setup: Setup) -> None:
+        try:
+            target = setup.root.open(self.path)
+        except FileNotFoundError:
+            return
+        try:
+            mount_onto(target, fd_path(target), None, sc.MS_BIND | sc.MS_REC)
+        finally:
+            os.close(target)
+        remount = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+        _mount_on(setup.root, self.path, None, None, remount)
+
+
+Op = Mount | MakeDir | OpenRoot | ContainerMount | CgroupMount | MakeNode | Symlink | Mask | ReadOnly
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+def _below(path: str, top: str) -> bool:
+    return (path + "/").startswith(top.rstrip("/") + "/")
+
+
+def _under_cgroup(spec: LaunchSpec, path: str) -> bool:
+    return any(m.is_cgroup and _below(path, m.destination) for m in spec.mounts)
+
+
+def plan(spec: LaunchSpec, proc_later: bool = False) -> list[Op]:
+    """The mounts and files that turn spec.rootfs into the container's root, before its unit
+    exists. With proc_later, /proc and what lies below it wait for proc_plan."""
+    r = spec.rootfs
+    dev = f"{r}/dev"
+    # pivot_root refuses a shared parent mount: shared comes after it (init.main).
+    first = spec.propagation if not spec.propagation & MS_SHARED else sc.MS_REC | MS_SLAVE
+    ops: list[Op] = [Mount(None, "/", None, first)]
+    if spec.ephemeral:
+        # An overlay over pyctr's own rootfs, its upper layer on a tmpfs that sits on
+        # the rootfs's /dev (any directory of it would do: the overlay hides it).
+        ops += [
+            Mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=0755"),
+            MakeDir(f"{dev}/upper"),
+            MakeDir(f"{dev}/work"),
+            Mount("overlay", r, "overlay", 0, f"lowerdir={r},upperdir={dev}/upper,workdir={dev}/work"),
+        ]
+    else:
+        ops.append(Mount(r, r, None, sc.MS_BIND | sc.MS_REC))  # pivot_root needs a mount point
+    ops.append(OpenRoot(r))
+
+    def later(path: str) -> bool:
+        return proc_later and _below(path, "/proc")
+
+    ops += [ContainerMount(m) for m in spec.mounts if not m.is_cgroup and not later(m.destination)]
+    # A fresh /dev gets runc's devices and links; a bound one (the host's, say) is left as it is.
+    fresh_dev = any(m.destination == "/dev" and not m.bind for m in spec.mounts)
+    if fresh_dev:
+        configured = {d.path for d in spec.devices}
+        ops += [MakeNode(d) for d in DEFAULT_DEVICES if d.path not in configured]
+    ops += [MakeNode(d) for d in spec.devices]
+    if fresh_dev:
+        ops += [Symlink(target, f"/dev/{name}") for name, target in DEV_LINKS]
+    ops += [Mask(p) for p in spec.masked_paths if not _under_cgroup(spec, p) and not later(p)]
+    ops += [ReadOnly(p) for p in spec.readonly_paths if not _under_cgroup(spec, p) and not later(p)]
+    return ops
+
+
+def late_plan(spec: LaunchSpec) -> list[Op]:
+    """What needs the unit: cgroup mounts, and masks on paths below them."""
+    namespaced = spec.namespace(sc.CLONE_NEWCGROUP) is not None
+    ops: list[Op] = [CgroupMount(m.destination, m.flags, namespaced) for m in spec.mounts if m.is_cgroup]
+    ops += [Mask(p) for p in spec.masked_paths if _under_cgroup(spec, p)]
+    ops += [ReadOnly(p) for p in spec.readonly_paths if _under_cgroup(spec, p)]
+    return ops
+
+
+def proc_plan(spec: LaunchSpec) -> list[Op]:
+    """/proc and below, inside the entered root: for a process that joins a pid namespace, whose
+    /proc only a member of that namespace can mount, and which must not be seen in there
+    before its root is the container's."""
+    ops: list[Op] = [OpenRoot("/")]
+    ops += [ContainerMount(m) for m in spec.mounts if not m.is_cgroup and _below(m.destination, "/proc")]
+    ops += [Mask(p) for p in spec.masked_paths if _below(p, "/proc")]
+    ops += [ReadOnly(p) for p in spec.readonly_paths if _below(p, "/proc")]
+    return ops
