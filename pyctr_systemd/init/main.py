@@ -76,7 +76,7 @@ class _Outcome:
 
     def __init__(self) -> None:
         self.code, self.message, self.created = 125, "container setup failed", False
-        self.argv0 = ""
+        self.argv0 = self.path = ""  # the payload as given, and as found
 
     def failed(self, e: OSError) -> None:
         payload = self.code in (126, 127)
@@ -97,7 +97,6 @@ def _read_spec(fd: int) -> LaunchSpec:
 def _run(spec: LaunchSpec, channel: sync.Channel, outcome: _Outcome) -> None:
     outcome.argv0 = spec.argv[0]
     last_cap = identity.last_capability()
-    setup = rootfs.Setup()
     # A session of its own: no controlling terminal to push input into
     # (TIOCSTI), no process group shared with pyctr's caller (kill(0, ...)).
     os.setsid()
@@ -113,33 +112,12 @@ def _run(spec: LaunchSpec, channel: sync.Channel, outcome: _Outcome) -> None:
 
         import pyctr_systemd.hooks  # noqa: F401
     ns_fds = _open_namespaces(spec)
-    joins_pid = bool(spec.namespace(sc.CLONE_NEWPID))
-    new_root = spec.namespace(sc.CLONE_NEWNS) == ""
-    _prepare(spec, ns_fds, setup, proc_later=joins_pid)
+    setup = rootfs.Setup()
+    _prepare(spec, ns_fds, setup)
     channel.report(sync.PREPARED)
     seccomp = channel.wait_go()
-    _enter_namespaces(spec, ns_fds, (sc.CLONE_NEWCGROUP,))  # rooted at the unit's cgroup
-    if new_root:
-        rootfs.execute(rootfs.late_plan(spec), setup)
-    _run_hooks(spec, spec.create_container_hooks, "created")
-    if new_root:
-        _enter_root(spec)
-    if joins_pid:
-        _fork_into(ns_fds.pop(sc.CLONE_NEWPID), channel)
-        if new_root:
-            setup.close()  # the host's /dev/null went with the old root: use the container's
-            rootfs.execute(rootfs.proc_plan(spec), setup)
-    setup.close()
-    if new_root:
-        os.makedirs(spec.cwd, exist_ok=True)  # as runc does for process.cwd
-    os.chdir(spec.cwd)  # first: a relative command is found from here, as runc finds it
-    identity.take(spec, last_cap, seccomp)
-    identity.not_dumpable()  # a change of ids may have set it to fs.suid_dumpable
-    outcome.code = 127
-    path = find_executable(spec)
-    outcome.code = 125
-    if console is not None:
-        _open_console(spec, console)
+    _go(spec, ns_fds, setup, channel)
+    _create(spec, last_cap, seccomp, console, outcome)
     channel.report(sync.CREATED)
     outcome.created = True
     _wait_for_start(fifo, channel)
@@ -148,14 +126,49 @@ def _run(spec: LaunchSpec, channel: sync.Channel, outcome: _Outcome) -> None:
     _reset_for_exec(channel.to_parent)
     try:
         env = dict(e.split("=", 1) for e in spec.env if "=" in e)
-        os.execve(path, list(spec.argv), env)
+        os.execve(outcome.path, list(spec.argv), env)
     except OSError as e:
         outcome.code = 127 if isinstance(e, FileNotFoundError) else 126
         raise
 
 
-def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, proc_later: bool) -> None:
-    """Everything that needs no unit yet: namespaces, mounts, hostname, sysctls."""
+def _go(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, channel: sync.Channel) -> None:
+    """In the unit: the cgroup namespace and mounts, createContainer hooks, the root entered,
+    and only then a pid namespace to join."""
+    new_root = spec.namespace(sc.CLONE_NEWNS) == ""
+    _enter_namespaces(spec, ns_fds, (sc.CLONE_NEWCGROUP,))  # rooted at the unit's cgroup
+    if new_root:
+        rootfs.execute(rootfs.late_plan(spec), setup)
+    _run_hooks(spec, spec.create_container_hooks, "created")
+    if new_root:
+        _enter_root(spec)
+    if sc.CLONE_NEWPID in ns_fds:
+        _fork_into(ns_fds.pop(sc.CLONE_NEWPID), channel)
+        if new_root:
+            setup.close()  # the host's /dev/null went with the old root: use the container's
+            rootfs.execute(rootfs.proc_plan(spec), setup)
+    setup.close()
+    if new_root:
+        os.makedirs(spec.cwd, exist_ok=True)  # as runc does for process.cwd
+    os.chdir(spec.cwd)  # first: a relative command is found from here, as runc finds it
+
+
+def _create(
+    spec: LaunchSpec, last_cap: int, seccomp: identity.Program | None, console: object, outcome: _Outcome
+) -> None:
+    """The payload's identity, and its executable found as the payload's user would."""
+    identity.take(spec, last_cap, seccomp)
+    identity.not_dumpable()  # a change of ids may have set it to fs.suid_dumpable
+    outcome.code = 127
+    outcome.path = find_executable(spec)
+    outcome.code = 125
+    if console is not None:
+        _open_console(spec, console)
+
+
+def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup) -> None:
+    """Everything that needs no unit yet: namespaces, mounts, hostname, sysctls. /proc waits
+    if a pid namespace is to be joined: only a member of it can mount its /proc."""
     _enter_namespaces(spec, ns_fds, NAMESPACE_ORDER)
     for resource, soft, hard in spec.rlimits:
         sc.setrlimit(resource, soft, hard)
@@ -164,7 +177,7 @@ def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, proc
             f.write(str(spec.oom_score_adj))
     if spec.namespace(sc.CLONE_NEWNS) == "":
         setup.use_host_null()
-        rootfs.execute(rootfs.plan(spec, proc_later), setup)
+        rootfs.execute(rootfs.plan(spec, proc_later=sc.CLONE_NEWPID in ns_fds), setup)
     if spec.hostname:
         sc.sethostname(spec.hostname)
     for key, value in spec.sysctl:

@@ -444,6 +444,14 @@ class Symlink(_Op):
             os.close(parent)
 
 
+def _existing(root: Root, path: str) -> int:
+    """`path` opened in the root, or -1 where the rootfs has nothing to hide or protect."""
+    try:
+        return root.open(path)
+    except FileNotFoundError:
+        return -1
+
+
 class Mask(_Op):
     """Hide a path of the root: an empty read-only tmpfs over a directory, the host's
     /dev/null (never the image's, which could be anything) over anything else."""
@@ -454,9 +462,8 @@ class Mask(_Op):
         self.path = path
 
     def execute(self, setup: Setup) -> None:
-        try:
-            target = setup.root.open(self.path)
-        except FileNotFoundError:
+        target = _existing(setup.root, self.path)
+        if target < 0:
             return
         try:
             if stat.S_ISDIR(os.fstat(target).st_mode):
@@ -476,9 +483,8 @@ class ReadOnly(_Op):
         self.path = path
 
     def execute(self, setup: Setup) -> None:
-        try:
-            target = setup.root.open(self.path)
-        except FileNotFoundError:
+        target = _existing(setup.root, self.path)
+        if target < 0:
             return
         try:
             mount_onto(target, fd_path(target), None, sc.MS_BIND | sc.MS_REC)

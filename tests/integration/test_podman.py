@@ -137,3 +137,12 @@ def test_kill(podman: Podman) -> None:
         assert podman("inspect", "--format", "{{.State.ExitCode}}", "victim").stdout.strip() == "137"
     finally:
         podman("rm", "--force", "victim")
+
+
+def test_podmans_seccomp_profile_reaches_the_container(podman: Podman) -> None:
+    # podman always sends its profile (containers-common's seccomp.json) in linux.seccomp;
+    # what a filter denies is shown with pyctr's own profiles (test_escape.py).
+    status = ["grep", "^Seccomp:", "/proc/self/status"]
+    assert podman("run", "--rm", IMAGE, *status).stdout == "Seccomp:\t2\n"
+    free = podman("run", "--rm", "--security-opt", "seccomp=unconfined", IMAGE, *status)
+    assert free.stdout == "Seccomp:\t0\n"

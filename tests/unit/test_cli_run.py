@@ -2,11 +2,13 @@
 
 import os
 import subprocess
+from pathlib import Path
 
 import click
 import pytest
 
 from pyctr_systemd.cli import app, run
+from pyctr_systemd.errors import InvalidArgument
 from tests import cli
 
 PLAIN = [
@@ -23,6 +25,7 @@ PLAIN = [
     ["--name=a=b", "--workdir=/w", "--cwd", "/v"],
     ["--hostname", "h", "--name", "first", "--name", "second"],
     ["--cpus", "1e-1", "--pids-limit", " 7"],
+    ["--security-opt", "seccomp=unconfined", "--security-opt=no-new-privileges", "/r"],
 ]
 LEFT_TO_CLICK = [
     ["--help"],
@@ -117,6 +120,12 @@ def pyctr(*args: str) -> subprocess.CompletedProcess[str]:
         (["run", "--pids-limit", "many"], "pyctr: Invalid value for '--pids-limit'"),
         (["run", "--cpus", "0"], "pyctr: invalid value for --cpus: 0"),
         (["run", "-w", "relative"], "pyctr: invalid --workdir 'relative'"),
+        (["run", "--security-opt", "apparmor=x"], "pyctr: invalid --security-opt 'apparmor=x': use seccomp="),
+        (
+            ["run", "--security-opt", "seccomp=/no/such"],
+            "pyctr: invalid --security-opt seccomp=/no/such: No such",
+        ),
+        (["run", "--security-opt", "no-new-privileges=maybe"], "pyctr: invalid --security-opt 'no-new-priv"),
         (["nosuchverb"], "pyctr: No such command 'nosuchverb'"),
     ],
 )
@@ -131,3 +140,30 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
 def test_help_and_version() -> None:
     assert pyctr("run", "--help").stdout.startswith("Usage: pyctr run [OPTIONS] [ROOTFS] [-- CMD [ARG]...]")
     assert pyctr("--version").stdout == "pyctr, version 0.1.0\n"
+
+
+def test_security_opts(tmp_path: Path) -> None:
+    default, nnp = run.security(())
+    assert default is not None and default[0] == "SCMP_ACT_ERRNO" and not nnp
+    assert run.security(("seccomp=unconfined", "no-new-privileges")) == (None, True)
+    assert run.security(("no-new-privileges=true", "no-new-privileges=false"))[1] is False
+    profile = tmp_path / "p.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getppid"], '
+                       '"action": "SCMP_ACT_ERRNO", "errnoRet": 122}]}')  # fmt: skip
+    for option in (f"seccomp={profile}", f"seccomp:{profile}"):  # docker takes both
+        wire, _ = run.security((option,))
+        assert wire == ("SCMP_ACT_ALLOW", None, (), (), ((("getppid",), "SCMP_ACT_ERRNO", 122, ()),))
+    profile.write_text('{"defaultAction": "SCMP_ACT_NOPE"}')
+    with pytest.raises(InvalidArgument) as e:
+        run.security((f"seccomp={profile}",))
+    assert str(e.value).startswith(f"{profile}: defaultAction: ")
+
+
+def test_security_opts_mean_the_same_from_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A definition and `run -d` start from systemd's working directory.
+    monkeypatch.chdir(tmp_path)
+    assert run.absolute_security_opts(("seccomp=p.json", "seccomp=unconfined", "no-new-privileges")) == [
+        f"seccomp={tmp_path}/p.json",
+        "seccomp=unconfined",
+        "no-new-privileges",
+    ]

@@ -10,28 +10,26 @@ EXPENSIVE = ["click", "dbus", "re", "typing", "dataclasses", "inspect", "enum", 
              "subprocess", "logging", "json", "jinja2", "pystemd", "warnings"]  # fmt: skip
 
 
-def test_start_path_imports_nothing_expensive() -> None:
-    # -I -S: no site, no user packages: only what pyctr itself pulls in.
+def loaded(*modules: str) -> set[str]:
+    """What importing `modules` loads, in -I -S: no site, no user packages, only what pyctr
+    itself pulls in."""
     code = (
         f"import sys; sys.path[:0] = [{str(CHECKOUT)!r}, '/usr/lib/python3/dist-packages']; "
-        "import pyctr_systemd.cli, pyctr_systemd.container; print(' '.join(sorted(sys.modules)))"
+        f"import {', '.join(modules)}; print(' '.join(sorted(sys.modules)))"
     )
-    loaded = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
     )
-    assert sorted(set(loaded.stdout.split()) & set(EXPENSIVE)) == []
+    return set(done.stdout.split())
+
+
+def test_start_path_imports_nothing_expensive() -> None:
+    assert sorted(loaded("pyctr_systemd.cli", "pyctr_systemd.container") & set(EXPENSIVE)) == []
 
 
 def test_the_launcher_imports_nothing_expensive() -> None:
     # The container's first process re-executes itself from a sealed interpreter and imports
     # pyctr_systemd.init.main afresh (-I -S, as pyctr_systemd.init.sync runs it), on every start.
-    code = (
-        f"import sys; sys.path[:0] = [{str(CHECKOUT)!r}, '/usr/lib/python3/dist-packages']; "
-        "import pyctr_systemd.init.main; print(' '.join(sorted(sys.modules)))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
-    )
-    modules = set(loaded.stdout.split())
+    modules = loaded("pyctr_systemd.init.main")
     assert sorted(modules & set(EXPENSIVE)) == []
-    assert "pyctr_systemd.seccomp_profile" not in modules  # only when a filter is asked for
+    assert {"seccomp", "pyctr_systemd.seccomp_profile"} & modules == set()  # pyctr compiles the filter
