@@ -154,6 +154,7 @@ def is_bundle(directory: str) -> bool:
 def bundle_config(bundle: str) -> tuple[spec.Config, list[str]]:
     """A bundle's config.json, checked for what a service can run, and warnings."""
     config = spec.load(bundle)
+    spec.refuse_host_sysctls(config)
     if not os.path.isdir(config.root_path):
         raise RootfsError(f"rootfs {config.root_path} does not exist or is not a directory")
     hooks = sorted(kind for kind, found in config.hooks.items() if found)

@@ -57,5 +57,10 @@ def other_units(unit: str, name: str) -> list[str]:
     return [u for u in (scope_unit(name), detached_unit(name), defined_unit(name)) if u != unit]
 
 
+def keyring(name: str) -> str:
+    """A container's session keyring, named as runc names it."""
+    return f"_ses.{name}"
+
+
 def default_hostname(name: str) -> str:
     return name[:HOSTNAME_MAX]

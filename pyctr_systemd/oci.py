@@ -81,6 +81,7 @@ def create(
     _require_root()
     names.validate_id(container_id)
     config = config or spec.load(opts.bundle)
+    spec.refuse_host_sysctls(config)
     if not os.path.isdir(config.root_path):
         raise RootfsError(f"rootfs {config.root_path} does not exist or is not a directory")
     console = opts.console_socket or own_console
@@ -102,7 +103,7 @@ def create(
     bus = Systemd()
     if name.unit == names.scope_unit(container_id):  # pyctr's own unit names: one name, one container
         bus.refuse_live(names.other_units(name.unit, container_id))
-    store.reserve(container_id, config.process.uid, config.process.gid)
+    store.reserve(container_id)
     try:
         return _create(store, container_id, opts, config, name, props, bus, console)
     except BaseException:
@@ -134,7 +135,7 @@ def _create(
     )
     launch = spec.launch_spec(config)
     launch.pivot = not opts.no_pivot
-    launch.keyring = "" if opts.no_new_keyring else keyring_name(container_id)
+    launch.keyring = "" if opts.no_new_keyring else names.keyring(container_id)
     launch.exec_fifo = store.fifo(container_id)
     launch.console_socket = console if config.process.terminal else ""
     launch.create_container_hooks = config.hooks["createContainer"]
@@ -147,6 +148,7 @@ def _create(
 
     child, _ = container.create(launch, name, f"pyctr container {container_id}", props, bus, before_go)
     try:
+        record.invocation = bus.invocation(name.unit)
         record.pid = child.pid
         record.start_time = process_start_time(child.pid) or 0
         store.save(record)
@@ -176,13 +178,8 @@ def _process_defaults(config: spec.Config, container_id: str, no_new_keyring: bo
         },
         "noNewPrivileges": p.no_new_privileges,
         "seccomp": config.seccomp.to_oci() if config.seccomp is not None else None,
-        "keyring": "" if no_new_keyring else keyring_name(container_id),
+        "keyring": "" if no_new_keyring else names.keyring(container_id),
     }
-
-
-def keyring_name(container_id: str) -> str:
-    """The container's session keyring, named as runc names it."""
-    return f"_ses.{container_id}"
 
 
 def start(store: Store, container_id: str) -> None:
@@ -366,7 +363,8 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         if status == "paused":
             freezer.thaw(bus, record.unit, record.pid)
         _kill_and_wait(bus, record)
-    bus.stop(record.unit)
+    if status != "stopped" or bus.invocation(record.unit) == record.invocation:
+        bus.stop(record.unit)  # else the unit is gone, or its name is another container's now
     _run_recorded_hooks(record, "poststop", "stopped")
     store.remove(container_id)
 
@@ -580,7 +578,9 @@ def features() -> dict[str, object]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
         },
-        "annotations": {"org.systemd.property.*": "set as a property of the container's unit"},
+        "annotations": {
+            "org.systemd.property.*": "a resource or accounting property of the container's unit"
+        },
     }
 
 

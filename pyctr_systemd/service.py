@@ -44,7 +44,7 @@ def start_defined(name: str) -> int:
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     spec = launch_spec(config)
     spec.terminal = False  # the payload's output goes to the journal
-    spec.keyring = f"_ses.{name}"
+    spec.keyring = names.keyring(name)
     return hand_over(spec, name, bool(definition.get("machine")), names.defined_unit(name))
 
 

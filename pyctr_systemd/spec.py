@@ -4,7 +4,8 @@ Pure: a bundle's JSON in, a Config out, or a SpecError naming the JSON path and
 the problem ("config.json: process.args: must be a non-empty list"). What pyctr
 cannot honour becomes a warning or an error here, never silence. Written by
 hand: Debian's python3-jsonschema would check types but not say what pyctr
-does with each field, and it is not one of our dependencies.
+does with each field, and it is not one of our dependencies. The one check
+against this host (refuse_host_sysctls) stats two files and is kept apart.
 """
 
 from __future__ import annotations
@@ -320,6 +321,17 @@ def _check_proc_mount(entry: MountEntry, path: str) -> None:
         )
 
 
+def _refuse_binds_in_proc(entries: tuple[MountEntry, ...]) -> None:
+    """With a joined pid namespace /proc is mounted after pivot_root (init.rootfs.proc_plan),
+    where a bind mount's host source is out of reach."""
+    for i, entry in enumerate(entries):
+        if entry.bind and (entry.destination + "/").startswith("/proc/"):
+            raise SpecError(
+                f"mounts[{i}].destination",
+                f"a bind mount on {entry.destination} needs a pid namespace of the container's own",
+            )
+
+
 def _namespaces(value: object) -> tuple[tuple[int, str], ...]:
     result, seen = [], set()
     for i, item in enumerate(_list(value, "linux.namespaces")):
@@ -458,6 +470,17 @@ def _devices(value: object) -> tuple[Device, ...]:
     return tuple(result)
 
 
+def _sysctl_namespace(key: str) -> int:
+    """The namespace a sysctl belongs to, 0 for the host's own."""
+    if key.startswith("net."):
+        return sc.CLONE_NEWNET
+    if key.startswith(("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.")):
+        return sc.CLONE_NEWIPC
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return sc.CLONE_NEWUTS
+    return 0
+
+
 def _sysctl(value: object, namespaces: dict[int, str]) -> tuple[tuple[str, str], ...]:
     """Only sysctls of a namespace the container has of its own, as runc allows."""
     result = []
@@ -465,13 +488,8 @@ def _sysctl(value: object, namespaces: dict[int, str]) -> tuple[tuple[str, str],
         path = f"linux.sysctl.{key}"
         if "/" in key or ".." in key:
             raise SpecError(path, "not a sysctl name")
-        if key.startswith("net."):
-            ns = sc.CLONE_NEWNET
-        elif key.startswith(("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.")):
-            ns = sc.CLONE_NEWIPC
-        elif key in ("kernel.hostname", "kernel.domainname"):
-            ns = sc.CLONE_NEWUTS
-        else:
+        ns = _sysctl_namespace(key)
+        if not ns:
             raise SpecError(path, "not namespaced: it would change the host")
         if ns not in namespaces:
             raise SpecError(path, "the container shares this sysctl's namespace with the host")
@@ -534,6 +552,8 @@ def parse(data: object, bundle: str) -> Config:
     c.masked_paths = _strings(linux.get("maskedPaths", []), "linux.maskedPaths")
     c.readonly_paths = _strings(linux.get("readonlyPaths", []), "linux.readonlyPaths")
     c.sysctl = _sysctl(linux.get("sysctl", {}), made)
+    if made.get(sc.CLONE_NEWPID):
+        _refuse_binds_in_proc(c.mounts)
     propagation = _str(linux.get("rootfsPropagation", "rprivate"), "linux.rootfsPropagation")
     if propagation not in ROOTFS_PROPAGATION:
         raise SpecError("linux.rootfsPropagation", f"unknown propagation {propagation!r}")
@@ -564,6 +584,29 @@ def loads(text: str | bytes, source: str) -> object:
         raise InvalidArgument(f"{source}: not valid JSON: nested too deeply") from None
     except ValueError as e:
         raise InvalidArgument(f"{source}: not valid JSON: {e}") from None
+
+
+# --- checks against this host ------------------------------------------------------------
+
+_PROC_NS = {sc.CLONE_NEWNET: "net", sc.CLONE_NEWIPC: "ipc", sc.CLONE_NEWUTS: "uts"}
+
+
+def refuse_host_sysctls(c: Config) -> None:
+    """A namespace joined by path may be the host's own: its sysctls would be the host's."""
+    joined = {flag: path for flag, path in c.namespaces if path}
+    for key, _ in c.sysctl:
+        flag = _sysctl_namespace(key)
+        path = joined.get(flag)
+        if path is not None and _same_file(path, f"/proc/self/ns/{_PROC_NS[flag]}"):
+            raise SpecError(f"linux.sysctl.{key}", f"{path} is the host's {_PROC_NS[flag]} namespace")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def load(bundle: str) -> Config:

@@ -57,6 +57,7 @@ class Record:
         "unit",
         "hooks",
         "process",
+        "invocation",
     )
 
     def __init__(
@@ -71,8 +72,11 @@ class Record:
         unit: str,
         hooks: dict[str, list[dict[str, object]]],
         process: dict[str, object],
+        invocation: str = "",
     ) -> None:
         self.id, self.pid, self.start_time = id, pid, start_time
+        # systemd's InvocationID of the unit, hex: its name may be another's once it is gone.
+        self.invocation = invocation
         self.bundle, self.rootfs, self.created = bundle, rootfs, created
         self.annotations, self.unit = annotations, unit
         self.hooks = hooks  # poststart and poststop: run by later commands
@@ -130,9 +134,10 @@ class Store:
     def fifo(self, container_id: str) -> str:
         return os.path.join(self.dir(container_id), EXEC_FIFO)
 
-    def reserve(self, container_id: str, uid: int = 0, gid: int = 0) -> str:
-        """Claim the id: its directory is made, or the id is taken. The exec fifo is the
-        container's user's: it opens it after taking that identity."""
+    def reserve(self, container_id: str) -> str:
+        """Claim the id: its directory is made, or the id is taken. The exec fifo may be
+        written by anyone (the container's init opens it after taking the payload's
+        identity), read only by root: only a reader starts the container, as runc's."""
         path = self.dir(container_id)
         try:
             os.makedirs(self.root, 0o711, exist_ok=True)
@@ -143,8 +148,8 @@ class Store:
         except OSError as e:
             raise PyctrError(f"cannot make the state directory {path}: {e.strerror}") from None
         fifo = os.path.join(path, EXEC_FIFO)
-        os.mkfifo(fifo, 0o600)
-        os.chown(fifo, uid, gid)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past the umask
         return path
 
     def save(self, record: Record) -> None:

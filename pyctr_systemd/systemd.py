@@ -176,6 +176,11 @@ class Systemd:
                 return None
             raise
 
+    def invocation(self, unit: str) -> str:
+        """The unit's InvocationID (hex), new each time it starts; "" if it is not loaded."""
+        found = self.unit_property(unit, UNIT, "InvocationID")
+        return bytes(found).hex() if found is not None else ""  # type: ignore[call-overload,no-any-return]
+
     def unit_properties(self, path: str, interface: str) -> dict[str, object]:
         """All properties of one interface of a unit, by object path, in one call."""
         props: dict[str, object] = dict(self._call(path, PROPERTIES, "GetAll", "s", interface)[0])  # type: ignore[call-overload]

@@ -148,7 +148,7 @@ def annotation_properties(annotations: dict[str, str]) -> list[Property]:
                 )
             try:
                 sig, value = parse_property_value(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InvalidArgument(
                     f"config.json: annotations.{key}: cannot read {text!r} as a D-Bus value "
                     "(examples: uint64 100, 'text', true)"

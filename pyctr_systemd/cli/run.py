@@ -255,7 +255,7 @@ def config(
         pivot=not no_pivot,
         seccomp=seccomp,
         no_new_privileges=no_new_privileges,
-        keyring=f"_ses.{name}",
+        keyring=names.keyring(name),
     )
     return container.RunConfig(name=name, launch=spec, limits=limits, machine=machine, named=named)
 
@@ -272,7 +272,7 @@ def security(options: tuple[str, ...]) -> tuple[tuple[object, ...] | None, bool]
     ).to_wire()
     no_new_privileges = False
     for option in options:
-        key, sep, value = option.replace(":", "=", 1).partition("=")  # docker also reads seccomp:FILE
+        key, value = _split_option(option)
         if key == "seccomp" and value == "unconfined":
             seccomp = None
         elif key == "seccomp" and value:
@@ -282,6 +282,12 @@ def security(options: tuple[str, ...]) -> tuple[tuple[object, ...] | None, bool]
         else:
             raise InvalidArgument(f"invalid --security-opt {option!r}: use {SECURITY_OPTS}")
     return seccomp, no_new_privileges
+
+
+def _split_option(option: str) -> tuple[str, str]:
+    """KEY=VALUE, or docker's older KEY:VALUE: at whichever comes first (a path may hold either)."""
+    at = min((i for i in (option.find("="), option.find(":")) if i >= 0), default=len(option))
+    return option[:at], option[at + 1 :]
 
 
 def _profile(path: str) -> seccomp_profile.SyscallFilter:
@@ -302,7 +308,7 @@ def absolute_security_opts(options: tuple[str, ...]) -> list[str]:
     """--security-opt values that mean the same from another working directory (systemd's)."""
     result = []
     for option in options:
-        key, sep, value = option.replace(":", "=", 1).partition("=")
+        key, value = _split_option(option)
         if key == "seccomp" and value and value != "unconfined":
             option = f"seccomp={os.path.abspath(value)}"
         result.append(option)

@@ -16,6 +16,7 @@ import os
 
 from pyctr_systemd.errors import InvalidArgument
 
+_UNKNOWN = -1  # libseccomp's __NR_SCMP_ERROR
 # seccomp(2)'s flags for the runtime-spec's; WAIT_KILLABLE_RECV only concerns a listener,
 # and pyctr refuses SCMP_ACT_NOTIFY.
 _FLAGS = {
@@ -105,8 +106,10 @@ def _add_rule(
     on the same argument cannot (libseccomp would AND them), so each is a rule of its own,
     any of which applies: how runc reads the runtime-spec."""
     lib = seccomp
-    # A name this libseccomp does not know (newer than it) is skipped, as runc does.
-    if lib.resolve_syscall(lib.Arch.NATIVE, name) < 0:  # type: ignore[attr-defined]
+    # A name this libseccomp does not know (newer than it) is skipped, as runc does. Other
+    # negative numbers are libseccomp's for calls of another architecture of the filter
+    # (mmap2, socketcall on x86): those it places itself.
+    if lib.resolve_syscall(lib.Arch.NATIVE, name) == _UNKNOWN:  # type: ignore[attr-defined]
         return
     conditions = [lib.Arg(index, getattr(lib, _OPERATORS[op]), value, two) for index, value, two, op in args]  # type: ignore[attr-defined]
     indexes = [index for index, _, _, _ in args]

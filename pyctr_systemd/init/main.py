@@ -141,9 +141,11 @@ def _go(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, channel: 
         rootfs.execute(rootfs.late_plan(spec), setup)
     _run_hooks(spec, spec.create_container_hooks, "created")
     if new_root:
-        _enter_root(spec)
+        _enter_root(spec, setup.root.fd)
     if sc.CLONE_NEWPID in ns_fds:
-        _fork_into(ns_fds.pop(sc.CLONE_NEWPID), channel)
+        pid = _fork_into(ns_fds.pop(sc.CLONE_NEWPID), channel)
+        if spec.hook_state is not None:
+            spec.hook_state["pid"] = pid  # for startContainer hooks, as the host sees it
         if new_root:
             setup.close()  # the host's /dev/null went with the old root: use the container's
             rootfs.execute(rootfs.proc_plan(spec), setup)
@@ -169,12 +171,14 @@ def _create(
 def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup) -> None:
     """Everything that needs no unit yet: namespaces, mounts, hostname, sysctls. /proc waits
     if a pid namespace is to be joined: only a member of it can mount its /proc."""
-    _enter_namespaces(spec, ns_fds, NAMESPACE_ORDER)
+    # Through the host's /proc, before a joined mount namespace shows the container's, in
+    # which this process, not yet in its pid namespace, has no /proc/self.
     for resource, soft, hard in spec.rlimits:
         sc.setrlimit(resource, soft, hard)
     if spec.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec.oom_score_adj))
+    _enter_namespaces(spec, ns_fds, NAMESPACE_ORDER)
     if spec.namespace(sc.CLONE_NEWNS) == "":
         setup.use_host_null()
         rootfs.execute(rootfs.plan(spec, proc_later=sc.CLONE_NEWPID in ns_fds), setup)
@@ -208,14 +212,14 @@ def _enter_namespaces(spec: LaunchSpec, fds: dict[int, int], stage: tuple[int, .
         sc.unshare(new)
 
 
-def _enter_root(spec: LaunchSpec) -> None:
-    os.chdir(spec.rootfs)
+def _enter_root(spec: LaunchSpec, root: int) -> None:
+    os.fchdir(root)  # the root made: not whatever its path names now
     if spec.pivot:
         # pivot_root(".", ".") stacks the old root under the new one; detach it.
         sc.pivot_root(".", ".")
         sc.umount(".", sc.MNT_DETACH)
     else:
-        sc.mount(spec.rootfs, "/", None, sc.MS_MOVE)
+        sc.mount(".", "/", None, sc.MS_MOVE)
         os.chroot(".")
     os.chdir("/")
     sc.mount(None, "/", None, spec.propagation)  # linux.rootfsPropagation, for the new root
@@ -223,17 +227,24 @@ def _enter_root(spec: LaunchSpec) -> None:
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
 
-def _fork_into(pidns: int, channel: sync.Channel) -> None:
+def _fork_into(pidns: int, channel: sync.Channel) -> int:
     """Join a pid namespace, which only our children can: fork, and let the child go on.
     It is born with the container's root, so nothing in there ever sees a process of ours
-    whose root is the host's; we tell the parent its pid and leave it to the parent."""
+    whose root is the host's; we tell the parent its pid and leave it to the parent.
+    Returns, in the child, its pid as the host sees it (from in there, it cannot)."""
     sc.setns(pidns, sc.CLONE_NEWPID)
     os.close(pidns)
+    read, write = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid:
         channel.forked(pid)
+        os.write(write, pid.to_bytes(4, "little"))
         os._exit(0)
+    os.close(write)
+    host_pid = int.from_bytes(os.read(read, 4), "little")
+    os.close(read)
     os.setsid()  # a session of its own again: it leads it, and may take a terminal
+    return host_pid
 
 
 def find_executable(spec: LaunchSpec) -> str:

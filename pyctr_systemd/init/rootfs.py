@@ -142,18 +142,37 @@ class Root:
     """The rootfs as an open directory."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.path = os.readlink(fd_path(self.fd))  # as the kernel names it: what _inside compares
 
     def open(self, path: str, no_symlinks: bool = False) -> int:
-        return open_in(self.fd, path, no_symlinks)
+        return self._inside(open_in(self.fd, path, no_symlinks))
 
     def make_dir(self, path: str, no_symlinks: bool = False) -> int:
         """The directory at `path`, made with its missing parents."""
         try:
             return self.open(path, no_symlinks)
         except FileNotFoundError:
-            return walk(self.fd, path, make_dirs=True, no_symlinks=no_symlinks)
+            return self._inside(walk(self.fd, path, make_dirs=True, no_symlinks=no_symlinks))
+
+    def reopen(self, target: int) -> int:
+        """The mount just made on `target` (an fd opened before shows what is under it),
+        reached by where `target` is now, not by the path asked for, which a container
+        sharing a volume could have changed since (runc's reopenAfterMount does the same)."""
+        where = os.readlink(fd_path(target))
+        fd = self.open(os.path.relpath(where, self.path) if where != self.path else "/")
+        if _mount_id(fd) == _mount_id(target):
+            os.close(fd)
+            raise LaunchError(f"container setup failed: the mount on {where} is gone")
+        return fd
+
+    def _inside(self, fd: int) -> int:
+        """Refuse what a rename moved out of the root while it was walked to."""
+        where = os.readlink(fd_path(fd))
+        if where != self.path and not where.startswith(self.path.rstrip("/") + "/"):
+            os.close(fd)
+            raise LaunchError(f"container setup failed: {where} is not inside the rootfs {self.path}")
+        return fd
 
     def make_file(self, path: str) -> int:
         """The file at `path`, made empty if missing (a bind mount's target)."""
@@ -173,6 +192,14 @@ class Root:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _mount_id(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise LaunchError("container setup failed: the kernel gives no mount id")  # older than 3.15
 
 
 class Setup:
@@ -302,35 +329,27 @@ class ContainerMount(_Op):
 
     def execute(self, setup: Setup) -> None:
         e, root = self.entry, setup.root
-        if e.bind:
-            _bind(e, root)
-        else:
-            target = _target_dir(root, e)
-            try:
-                _refuse_proc(target, e.destination)
-                mount_onto(target, e.source, e.fstype, e.flags, e.data or None)
-            finally:
-                os.close(target)
-        for flag in e.propagation:
-            _mount_on(root, e.destination, None, None, flag)
+        target = _bind(e, root) if e.bind else _mount(e, root)
+        try:
+            for flag in e.propagation:
+                _remount(root, target, flag)
+        finally:
+            os.close(target)
 
 
-def _target_dir(root: Root, e: MountEntry) -> int:
-    if e.fstype not in ("proc", "sysfs"):
-        return root.make_dir(e.destination)
-    # Only where the path says, as runc: a symlink could put them over anything in the root.
+def _mount(e: MountEntry, root: Root) -> int:
+    """A filesystem mounted as asked; the fd of its target, for what follows."""
+    target = _target(root, e.destination, no_symlinks=e.fstype in ("proc", "sysfs"))
     try:
-        return root.make_dir(e.destination, no_symlinks=True)
-    except OSError as error:
-        if error.errno != errno.ELOOP:
-            raise
-        raise LaunchError(
-            f"container setup failed: cannot mount {e.fstype} on {e.destination}: it is a symlink in the "
-            "rootfs (proc and sysfs go on ordinary directories)"
-        ) from None
+        mount_onto(target, e.source, e.fstype, e.flags, e.data or None)
+    except BaseException:
+        os.close(target)
+        raise
+    return target
 
 
-def _bind(e: MountEntry, root: Root) -> None:
+def _bind(e: MountEntry, root: Root) -> int:
+    """A bind mount with its flags; the fd of its target, for what follows."""
     source = os.open(e.source, os.O_PATH | os.O_CLOEXEC)  # a host path the config names
     try:
         is_dir = stat.S_ISDIR(os.fstat(source).st_mode)
@@ -338,23 +357,42 @@ def _bind(e: MountEntry, root: Root) -> None:
         try:
             _refuse_proc(target, e.destination)
             mount_onto(target, fd_path(source), None, e.flags & (sc.MS_BIND | sc.MS_REC))
-        finally:
+            rest = e.flags & ~(sc.MS_BIND | sc.MS_REC)
+            if rest:
+                _remount(root, target, sc.MS_BIND | sc.MS_REMOUNT | rest)
+        except BaseException:
             os.close(target)
+            raise
     finally:
         os.close(source)
-    rest = e.flags & ~(sc.MS_BIND | sc.MS_REC)
-    if rest:
-        _mount_on(root, e.destination, None, None, sc.MS_BIND | sc.MS_REMOUNT | rest)
+    return target
 
 
-def _mount_on(
-    root: Root, path: str, source: str | None, fstype: str | None, flags: int, data: str | None = None
-) -> None:
-    """mount(2) on what is at `path` now: a remount or a propagation change must reach the
-    mount just made there, which an fd opened before it does not show."""
-    fd = root.open(path)
+def _target(root: Root, destination: str, no_symlinks: bool = False) -> int:
+    """A mount's target directory, made; proc and sysfs only where the path says, as runc:
+    a symlink could put them over anything in the root."""
     try:
-        mount_onto(fd, source, fstype, flags, data)
+        target = root.make_dir(destination, no_symlinks)
+    except OSError as error:
+        if error.errno != errno.ELOOP or not no_symlinks:
+            raise
+        raise LaunchError(
+            f"container setup failed: cannot mount on {destination}: it is a symlink in the rootfs "
+            "(proc and sysfs go on ordinary directories)"
+        ) from None
+    try:
+        _refuse_proc(target, destination)
+    except BaseException:
+        os.close(target)
+        raise
+    return target
+
+
+def _remount(root: Root, target: int, flags: int, data: str | None = None) -> None:
+    """A change to the mount just made on `target`: flags, or propagation."""
+    fd = root.reopen(target)
+    try:
+        mount_onto(fd, None, None, flags, data)
     finally:
         os.close(fd)
 
@@ -371,6 +409,7 @@ class CgroupMount(_Op):
 
     With a cgroup namespace, fresh mounts of each hierarchy are rooted at the
     unit's cgroup; without one, the unit's own directories are bound there.
+    On cgroup v1 they sit in a tmpfs of pyctr's own at `destination`.
     """
 
     __slots__ = ("destination", "flags", "namespaced")
@@ -380,25 +419,43 @@ class CgroupMount(_Op):
 
     def execute(self, setup: Setup) -> None:
         root = setup.root
-        flags = self.flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
         hierarchies = [m for m in cgroups.mounts() if m.mountpoint.startswith(cgroups.CGROUP_ROOT)]
         unified = len(hierarchies) == 1 and hierarchies[0].fstype == "cgroup2"
-        os.close(root.make_dir(self.destination))
-        if not unified:
-            _mount_on(root, self.destination, "tmpfs", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+        top = _target(root, self.destination)
+        try:
+            if unified:
+                self._mount(root, hierarchies[0], top)
+                return
+            mount_onto(top, "tmpfs", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+            tmpfs = root.reopen(top)
+            try:
+                for h in hierarchies:
+                    name = os.path.basename(h.mountpoint)
+                    os.mkdir(name, 0o755, dir_fd=tmpfs)
+                    where = os.open(
+                        name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmpfs
+                    )
+                    try:
+                        self._mount(root, h, where)
+                    finally:
+                        os.close(where)
+            finally:
+                os.close(tmpfs)
+            if self.flags & sc.MS_RDONLY:
+                _remount(root, top, sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "mode=755")
+        finally:
+            os.close(top)
+
+    def _mount(self, root: Root, h: cgroups.CgroupMount, where: int) -> None:
+        flags = self.flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
+        if self.namespaced:
+            data = ",".join(o for o in h.options if o not in ("rw", "ro")) or None
+            mount_onto(where, "cgroup", h.fstype, flags, data)
+            return
         own = cgroups.of_pid("self")
-        for h in hierarchies:
-            where = self.destination if unified else f"{self.destination}/{os.path.basename(h.mountpoint)}"
-            os.close(root.make_dir(where))
-            if self.namespaced:
-                data = ",".join(o for o in h.options if o not in ("rw", "ro")) or None
-                _mount_on(root, where, "cgroup", h.fstype, flags, data)
-            elif h.key in own:
-                _mount_on(root, where, h.path_of(own[h.key]), None, sc.MS_BIND | sc.MS_REC)
-                _mount_on(root, where, None, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
-        if not unified and flags & sc.MS_RDONLY:
-            remount = sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
-            _mount_on(root, self.destination, None, None, remount, "mode=755")
+        if h.key in own:
+            mount_onto(where, h.path_of(own[h.key]), None, sc.MS_BIND | sc.MS_REC)
+            _remount(root, where, sc.MS_BIND | sc.MS_REMOUNT | flags)
 
 
 class MakeNode(_Op):
@@ -488,10 +545,9 @@ class ReadOnly(_Op):
             return
         try:
             mount_onto(target, fd_path(target), None, sc.MS_BIND | sc.MS_REC)
+            _remount(setup.root, target, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
         finally:
             os.close(target)
-        remount = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
-        _mount_on(setup.root, self.path, None, None, remount)
 
 
 Op = Mount | MakeDir | OpenRoot | ContainerMount | CgroupMount | MakeNode | Symlink | Mask | ReadOnly

@@ -72,12 +72,19 @@ class Child:
     def abort(self) -> LaunchError | None:
         """End the child (it has not exec'd the payload yet), reap it, say why it failed."""
         self.close()
-        try:
-            os.kill(self.pid, _signal.SIGKILL)  # it may be stuck in a hook or a console connect
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
-        return self.error()
+        _end(self.pid)
+        head = b""
+        if self._from >= 0:  # a process it forked into a pid namespace may still hold the pipe
+            os.set_blocking(self._from, False)
+            try:
+                head = os.read(self._from, 65536)
+            except BlockingIOError:
+                pass
+            os.set_blocking(self._from, True)
+            if head.startswith(FORKED):
+                _end(int.from_bytes(head[1 : 1 + _PID_BYTES], "little"))  # ours: its parent is gone
+                head = head[1 + _PID_BYTES :]
+        return self.error(head)
 
     def close(self) -> None:
         if self._to >= 0:
@@ -94,6 +101,14 @@ class Child:
                 code, _, message = data[1:].decode(errors="replace").partition("\0")
                 self._error = LaunchError(message, int(code))
         return self._error
+
+
+def _end(pid: int) -> None:
+    try:
+        os.kill(pid, _signal.SIGKILL)  # it may be stuck in a hook or a console connect
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _number(n: int) -> bytes:

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from pyctr_systemd import state
-from tests.cli import pyctr
-from tests.integration.conftest import STATE_ROOT, show, systemctl
+from tests.cli import pyctr, start_pyctr
+from tests.integration.conftest import STATE_ROOT, Bundle, show, systemctl, wait_for_line
 from tests.integration.test_hostile_bundles import NOBODY, refusal
+from tests.integration.test_oci_lifecycle import new_id, ok, wait_status
 
 # --- 9. state under --root --------------------------------------------------------------
 
@@ -159,3 +160,23 @@ def test_state_naming_a_host_process_does_not_signal_it(
     except subprocess.TimeoutExpired:
         ended = None
     assert ended is None, f"pyctr {' '.join(args)} killed host process {victim_process.pid} ({ended})"
+
+
+def test_deleting_a_stopped_container_spares_a_unit_that_took_its_name(oci_bundle: Bundle) -> None:
+    """The container's unit is pyctr-ID.scope; once it is gone, `pyctr run --name ID` may take
+    that name. `pyctr delete ID` must stop only the unit it made (its InvocationID)."""
+    cid = new_id()
+    oci_bundle.write("true")
+    ok("create", "--bundle", str(oci_bundle.path), cid)
+    ok("start", cid)
+    wait_status(cid, "stopped")
+    newcomer = start_pyctr("run", "--name", cid, "--", "sh", "-c", "echo up; read x; exit 0")
+    try:
+        wait_for_line(newcomer, "up")
+        ok("delete", cid)
+        assert systemctl("is-active", f"pyctr-{cid}.scope", check=False).stdout.strip() == "active"
+        assert not (STATE_ROOT / cid).exists()
+    finally:
+        assert newcomer.stdin is not None
+        newcomer.stdin.close()  # its `read` ends, and the container with it
+        assert newcomer.wait(timeout=30) == 0

@@ -180,13 +180,15 @@ def test_exec_options_and_process_file(running: tuple[str, int], tmp_path: Path)
     )
     assert out.splitlines() == ["hi /tmp", "uid=1000 gid=1000"]
     process = {
-        "args": ["sh", "-c", "echo from file; id -u"],
+        "args": ["sh", "-c", "echo from file; id -u; cat /proc/self/oom_score_adj; ulimit -n"],
         "cwd": "/",
         "env": ["PATH=/bin"],
         "user": {"uid": 7, "gid": 7},
+        "oomScoreAdj": 123,  # set through the host's /proc, before the container's mount namespace
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}],
     }
     (tmp_path / "process.json").write_text(json.dumps(process))
-    assert ok("exec", "--process", str(tmp_path / "process.json"), cid) == "from file\n7\n"
+    assert ok("exec", "--process", str(tmp_path / "process.json"), cid) == "from file\n7\n123\n77\n"
 
 
 def test_exec_detached_writes_its_pid(running: tuple[str, int], tmp_path: Path) -> None:

@@ -150,7 +150,9 @@ def test_security_opts(tmp_path: Path) -> None:
     profile = tmp_path / "p.json"
     profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getppid"], '
                        '"action": "SCMP_ACT_ERRNO", "errnoRet": 122}]}')  # fmt: skip
-    for option in (f"seccomp={profile}", f"seccomp:{profile}"):  # docker takes both
+    colon = tmp_path / "a:b.json"  # a path may hold either separator
+    colon.write_text(profile.read_text())
+    for option in (f"seccomp={profile}", f"seccomp:{profile}", f"seccomp={colon}"):  # docker takes both
         wire, _ = run.security((option,))
         assert wire == ("SCMP_ACT_ALLOW", None, (), (), ((("getppid",), "SCMP_ACT_ERRNO", 122, ()),))
     profile.write_text('{"defaultAction": "SCMP_ACT_NOPE"}')

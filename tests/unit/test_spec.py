@@ -1066,3 +1066,28 @@ def test_features_shape() -> None:
     assert "SCMP_ACT_NOTIFY" not in linux["seccomp"]["actions"]
     assert "SCMP_ACT_ERRNO" in linux["seccomp"]["actions"]
     assert json.loads(json.dumps(f)) == f
+
+
+def test_a_bind_in_proc_with_a_joined_pid_namespace_is_refused() -> None:
+    # /proc is mounted after pivot_root then, where the bind's host source is out of reach.
+    data = put(minimal(), "mounts", [{"destination": "/proc/uptime", "type": "bind", "source": "/u"}])
+    put(data, "linux.namespaces", [{"type": "pid", "path": "/proc/1/ns/pid"}, {"type": "mount"}])
+    with pytest.raises(SpecError) as e:
+        parse(data)
+    assert str(e.value) == (
+        "config.json: mounts[0].destination: a bind mount on /proc/uptime needs a pid namespace of the "
+        "container's own"
+    )
+
+
+def test_sysctls_of_a_joined_host_namespace_are_refused() -> None:
+    data = put(minimal(), "linux.sysctl", {"net.ipv4.ip_forward": "1"})
+    put(data, "linux.namespaces", [{"type": "network", "path": "/proc/self/ns/net"}, {"type": "mount"}])
+    c = parse(data)
+    with pytest.raises(SpecError) as e:
+        spec.refuse_host_sysctls(c)
+    assert str(e.value) == (
+        "config.json: linux.sysctl.net.ipv4.ip_forward: /proc/self/ns/net is the host's net namespace"
+    )
+    put(data, "linux.namespaces", [{"type": "network"}, {"type": "mount"}])
+    spec.refuse_host_sysctls(parse(data))  # its own: fine

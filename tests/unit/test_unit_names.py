@@ -214,3 +214,9 @@ def test_scope_properties_without_extras() -> None:
         "MemoryAccounting",
         "TasksAccounting",
     ]
+
+
+def test_an_annotation_nested_too_deeply_is_one_line() -> None:
+    with pytest.raises(InvalidArgument) as e:
+        unit.annotation_properties({"org.systemd.property.MemoryMax": "[" * 5000 + "]" * 5000})
+    assert str(e.value).startswith("config.json: annotations.org.systemd.property.MemoryMax: cannot read")
