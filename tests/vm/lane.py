@@ -32,13 +32,30 @@ def _tests(file: str, *names: str) -> tuple[str, ...]:
 # (an install under emulation costs a minute), the escapes and hostile bundles (their
 # programs need gcc, their races are tuned for real CPUs), and whatever the layout
 # does not change: argument checks, exit statuses, identity, namespaces, mounts, hooks,
-# terminals, state. Entries are prefixes of test ids.
+# terminals, journal lines, names, machined, state. Entries are prefixes of test ids.
 NOT_IN_GUEST = (
     "tests/integration/test_package.py",
     "tests/integration/test_bad_input.py",
     "tests/integration/test_exit.py",
     "tests/integration/test_escape.py",
     "tests/integration/test_hostile_bundles.py",
+    "tests/integration/test_machined.py",
+    *_tests(
+        "test_services.py",
+        "test_a_bad_definition_fails_with_a_journal_line",
+        "test_define_refuses_bad_input_and_writes_nothing",
+        "test_run_detached_that_cannot_start_says_why_and_leaves_nothing",
+        "test_a_name_is_one_container_however_it_runs",
+        "test_enable_starts_it_at_boot",
+        "test_a_definition_means_what_its_arguments_meant_where_it_was_made",
+    ),
+    *_tests(
+        "test_podman.py",
+        "test_run_rm_prints_and_exits",
+        "test_exit_codes_of_failing_payloads",
+        "test_terminal_through_the_console_socket",
+        "test_podmans_seccomp_profile_reaches_the_container",
+    ),
     *_tests(
         "test_hostile_state.py",
         "test_state_others_could_write_is_refused",
