@@ -13,7 +13,19 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
 
-from pyctr_systemd import cgroups, container, freezer, hooks, log, mounts, names, resources, spec, unit
+from pyctr_systemd import (
+    cgroups,
+    container,
+    freezer,
+    hooks,
+    log,
+    mounts,
+    names,
+    resources,
+    seccomp_profile,
+    spec,
+    unit,
+)
 from pyctr_systemd.errors import InvalidArgument, NotRoot, PyctrError, RootfsError, SystemdError
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
@@ -282,8 +294,8 @@ def state(store: Store, container_id: str) -> dict[str, object]:
 
 
 def _status(store: Store, record: Record) -> str:
-    alive = store.alive(record)
-    return store.status(record, alive and freezer.frozen(record.pid))
+    status = store.status(record)  # one look at the process: whether it lives, where
+    return "paused" if status == "running" and freezer.frozen(record.pid) else status
 
 
 def list_all(store: Store) -> list[dict[str, object]]:
@@ -495,16 +507,13 @@ def exec_process(
     return container.exit_code(ended)
 
 
-def _recorded_filter(record: Record) -> tuple[object, ...] | None:
+def _recorded_filter(record: Record) -> seccomp_profile.SyscallFilter | None:
     """The container's seccomp filter, which every process exec'd into it gets too."""
     recorded = record.process.get("seccomp")
     if recorded is None:
         return None
-    from pyctr_systemd import seccomp_profile
-
     host = os.uname()
-    found = seccomp_profile.parse(recorded, "state", "seccomp", frozenset(), host.machine, host.release)
-    return found.to_wire()
+    return seccomp_profile.parse(recorded, "state", "seccomp", frozenset(), host.machine, host.release)
 
 
 def _namespaces_of(pid: int) -> tuple[tuple[int, str], ...]:
@@ -585,8 +594,6 @@ def features() -> dict[str, object]:
 
 
 def _seccomp_features() -> dict[str, object]:
-    from pyctr_systemd import seccomp_profile
-
     return {
         "enabled": True,
         "actions": sorted(seccomp_profile.ACTIONS),

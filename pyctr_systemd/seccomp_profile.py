@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     Arg: TypeAlias = tuple[int, int, int, str]  # (index, value, valueTwo, op)
-    RuleWire: TypeAlias = tuple[tuple[str, ...], str, int | None, tuple[Arg, ...]]
-    FilterWire: TypeAlias = tuple[str, int | None, tuple[str, ...], tuple[str, ...], tuple[RuleWire, ...]]
 
 ACTIONS = frozenset(
     "SCMP_ACT_KILL SCMP_ACT_KILL_PROCESS SCMP_ACT_KILL_THREAD SCMP_ACT_TRAP SCMP_ACT_ERRNO "
@@ -106,13 +104,6 @@ class SyscallRule(_Model):
     ) -> None:
         self.names, self.action, self.errno, self.args = names, action, errno, args
 
-    def to_wire(self) -> RuleWire:
-        return (self.names, self.action, self.errno, self.args)
-
-    @classmethod
-    def from_wire(cls, wire: RuleWire) -> SyscallRule:
-        return cls(*wire)
-
     def to_oci(self) -> dict[str, object]:
         rule: dict[str, object] = {"names": list(self.names), "action": self.action}
         if self.errno is not None:
@@ -140,16 +131,6 @@ class SyscallFilter(_Model):
     ) -> None:
         self.default_action, self.default_errno = default_action, default_errno
         self.architectures, self.flags, self.rules = architectures, flags, rules
-
-    def to_wire(self) -> FilterWire:
-        """Plain tuples, strings, ints and None: marshal carries them to the launcher."""
-        rules = tuple(r.to_wire() for r in self.rules)
-        return (self.default_action, self.default_errno, self.architectures, self.flags, rules)
-
-    @classmethod
-    def from_wire(cls, wire: FilterWire) -> SyscallFilter:
-        action, errno, arches, flags, rules = wire
-        return cls(action, errno, arches, flags, tuple(SyscallRule.from_wire(r) for r in rules))
 
     def to_oci(self) -> dict[str, object]:
         """linux.seccomp as the runtime-spec writes it; `parse` reads it back to an equal filter."""

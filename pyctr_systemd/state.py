@@ -204,11 +204,8 @@ class Store:
         except FileNotFoundError:
             pass
 
-    def alive(self, record: Record) -> bool:
-        return alive(record)
-
     def status(self, record: Record, frozen: bool = False) -> str:
-        if not self.alive(record):
+        if not alive(record):
             return "stopped"
         if os.path.exists(self.fifo(record.id)):
             return "created"

@@ -194,7 +194,7 @@ def join_session_keyring(name: str) -> None:
 
 
 O_PATH = os.O_PATH
-RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 1, 2, 4, 8, 16
+RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 2, 4, 16
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:

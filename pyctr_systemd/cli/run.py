@@ -263,20 +263,19 @@ def config(
 SECURITY_OPTS = "seccomp=unconfined, seccomp=FILE or no-new-privileges"
 
 
-def security(options: tuple[str, ...]) -> tuple[tuple[object, ...] | None, bool]:
-    """The seccomp filter (on the wire; None for none) and no_new_privs that --security-opt
-    asks for; by default pyctr's own profile, like docker's, and no no_new_privs."""
-    machine = os.uname().machine
-    seccomp: tuple[object, ...] | None = seccomp_profile.default_filter(
-        DEFAULT_CAPABILITIES, machine
-    ).to_wire()
+def security(options: tuple[str, ...]) -> tuple[seccomp_profile.SyscallFilter | None, bool]:
+    """The seccomp filter (None for none) and no_new_privs that --security-opt asks for; by
+    default pyctr's own profile, like docker's, and no no_new_privs."""
+    seccomp: seccomp_profile.SyscallFilter | None = seccomp_profile.default_filter(
+        DEFAULT_CAPABILITIES, os.uname().machine
+    )
     no_new_privileges = False
     for option in options:
         key, value = _split_option(option)
         if key == "seccomp" and value == "unconfined":
             seccomp = None
         elif key == "seccomp" and value:
-            seccomp = _profile(value).to_wire()
+            seccomp = _profile(value)
         elif key == "no-new-privileges" and value in ("", "true", "false"):
             no_new_privileges = value != "false"
         else:

@@ -16,6 +16,10 @@ import os
 
 from pyctr_systemd.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.seccomp_profile import SyscallFilter
+
 _UNKNOWN = -1  # libseccomp's __NR_SCMP_ERROR
 # seccomp(2)'s flags for the runtime-spec's; WAIT_KILLABLE_RECV only concerns a listener,
 # and pyctr refuses SCMP_ACT_NOTIFY.
@@ -26,14 +30,10 @@ _FLAGS = {
 }
 
 
-def compile(wire: tuple[object, ...]) -> tuple[bytes, int]:
-    """The BPF program of a filter (seccomp_profile.SyscallFilter, on the wire), and the
-    flags of seccomp(2) to load it with."""
+def compile(wanted: SyscallFilter) -> tuple[bytes, int]:
+    """The BPF program of a filter, and the flags of seccomp(2) to load it with."""
     import seccomp
 
-    from pyctr_systemd.seccomp_profile import SyscallFilter
-
-    wanted = SyscallFilter.from_wire(wire)  # type: ignore[arg-type]
     built = seccomp.SyscallFilter(_action(seccomp, wanted.default_action, wanted.default_errno))
     for arch in wanted.architectures:
         _add_arch(seccomp, built, arch)

@@ -3,6 +3,7 @@
 The spec crosses an exec (the launcher re-executes itself from a sealed
 interpreter, pyctr_systemd.init.seal), so it travels as marshal data: plain
 tuples, strings and numbers, rebuilt into the same objects on the other side.
+Its seccomp filter does not: the launcher gets it compiled (init.bpf).
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.hooks import Hook
 from pyctr_systemd.mounts import DEFAULT_MOUNTS, MASKED_PATHS, READONLY_PATHS, Device, MountEntry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.seccomp_profile import SyscallFilter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -124,7 +129,7 @@ class LaunchSpec:
         capabilities: Capabilities | None = None,
         rlimits: tuple[tuple[int, int, int], ...] = (),
         no_new_privileges: bool = False,
-        seccomp: tuple[object, ...] | None = None,
+        seccomp: SyscallFilter | None = None,
         keyring: str = "",
         oom_score_adj: int | None = None,
         terminal: bool = False,
@@ -147,8 +152,8 @@ class LaunchSpec:
         self.uid, self.gid, self.additional_gids, self.umask = uid, gid, additional_gids, umask
         self.capabilities = capabilities or Capabilities()
         self.rlimits, self.no_new_privileges, self.oom_score_adj = rlimits, no_new_privileges, oom_score_adj
-        # A seccomp_profile.SyscallFilter on the wire (None: no filter), and the name
-        # of the session keyring the container gets ("": it keeps the caller's).
+        # The seccomp filter (None: none), which pyctr compiles and sends with GO
+        # (init.sync), and the session keyring the container gets ("": the caller's).
         self.seccomp, self.keyring = seccomp, keyring
         self.terminal, self.console_size, self.console_socket = terminal, console_size, console_socket
         self.exec_fifo = exec_fifo  # "": the parent says when to start
@@ -181,11 +186,13 @@ _NESTED: dict[str, type] = {
 
 
 def to_wire(spec: LaunchSpec) -> tuple[object, ...]:
-    """The spec as plain data for marshal, in slot order."""
+    """The spec as plain data for marshal, in slot order; the seccomp filter stays behind."""
     wire: list[object] = []
     for name in LaunchSpec.__slots__:
         value = getattr(spec, name)
-        if name == "capabilities":
+        if name == "seccomp":
+            value = None
+        elif name == "capabilities":
             value = _fields(value)
         elif name in _NESTED:
             value = tuple(_fields(item) for item in value)

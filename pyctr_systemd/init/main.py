@@ -238,10 +238,10 @@ def _fork_into(pidns: int, channel: sync.Channel) -> int:
     pid = os.fork()
     if pid:
         channel.forked(pid)
-        os.write(write, pid.to_bytes(4, "little"))
+        os.write(write, sync.number(pid))
         os._exit(0)
     os.close(write)
-    host_pid = int.from_bytes(os.read(read, 4), "little")
+    host_pid = sync.read_number(read)
     os.close(read)
     os.setsid()  # a session of its own again: it leads it, and may take a terminal
     return host_pid

@@ -146,7 +146,8 @@ class Root:
         self.path = os.readlink(fd_path(self.fd))  # as the kernel names it: what _inside compares
 
     def open(self, path: str, no_symlinks: bool = False) -> int:
-        return self._inside(open_in(self.fd, path, no_symlinks))
+        fd = open_in(self.fd, path, no_symlinks)
+        return fd if _openat2 else self._inside(fd)  # RESOLVE_IN_ROOT needs no second look
 
     def make_dir(self, path: str, no_symlinks: bool = False) -> int:
         """The directory at `path`, made with its missing parents."""
@@ -167,7 +168,7 @@ class Root:
         return fd
 
     def _inside(self, fd: int) -> int:
-        """Refuse what a rename moved out of the root while it was walked to."""
+        """Refuse what a rename moved out of the root while walk() went there."""
         where = os.readlink(fd_path(fd))
         if where != self.path and not where.startswith(self.path.rstrip("/") + "/"):
             os.close(fd)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 PREPARED, GO, FORKED, CREATED, START, ERROR = b"p", b"g", b"f", b"c", b"s", b"E"
-_PID_BYTES = _LENGTH_BYTES = 4
+_NUMBER = 4  # bytes of a pid, a length or flags on the pipes
 
 
 class Child:
@@ -46,7 +46,7 @@ class Child:
         (it is not reaped: abort() does that)."""
         data = os.read(self._from, 1)
         if data == FORKED:
-            self._take_over(int.from_bytes(_read_exactly(self._from, _PID_BYTES), "little"))
+            self._take_over(read_number(self._from))
             data = os.read(self._from, 1)
         if data != step:
             raise self.error(data) or LaunchError("container setup failed")
@@ -66,7 +66,7 @@ class Child:
     def created(self, seccomp: tuple[bytes, int] | None = None) -> None:
         """GO with the seccomp program and its flags, then wait until the container is created."""
         program, flags = seccomp or (b"", 0)
-        self.send(GO + _number(flags) + _number(len(program)) + program)
+        self.send(GO + number(flags) + number(len(program)) + program)
         self.wait_for(CREATED)
 
     def abort(self) -> LaunchError | None:
@@ -82,8 +82,8 @@ class Child:
                 pass
             os.set_blocking(self._from, True)
             if head.startswith(FORKED):
-                _end(int.from_bytes(head[1 : 1 + _PID_BYTES], "little"))  # ours: its parent is gone
-                head = head[1 + _PID_BYTES :]
+                _end(int.from_bytes(head[1 : 1 + _NUMBER], "little"))  # ours: its parent is gone
+                head = head[1 + _NUMBER :]
         return self.error(head)
 
     def close(self) -> None:
@@ -111,12 +111,12 @@ def _end(pid: int) -> None:
         pass
 
 
-def _number(n: int) -> bytes:
-    return n.to_bytes(_LENGTH_BYTES, "little")
+def number(n: int) -> bytes:
+    return n.to_bytes(_NUMBER, "little")
 
 
-def _read_number(fd: int) -> int:
-    return int.from_bytes(_read_exactly(fd, _LENGTH_BYTES), "little")
+def read_number(fd: int) -> int:
+    return int.from_bytes(_read_exactly(fd, _NUMBER), "little")
 
 
 def _read_all(fd: int) -> bytes:
@@ -244,7 +244,7 @@ class Channel:
         os.write(self.to_parent, step)
 
     def forked(self, pid: int) -> None:
-        os.write(self.to_parent, FORKED + pid.to_bytes(_PID_BYTES, "little"))
+        os.write(self.to_parent, FORKED + number(pid))
 
     def wait(self, step: bytes) -> None:
         """Wait for the parent's `step`; if it gave up instead, so do we (it knows why)."""
@@ -255,7 +255,7 @@ class Channel:
         """Wait for GO; the seccomp program and flags that come with it, if any."""
         self.wait(GO)
         try:
-            flags, size = _read_number(self.from_parent), _read_number(self.from_parent)
+            flags, size = read_number(self.from_parent), read_number(self.from_parent)
             return (_read_exactly(self.from_parent, size), flags) if size else None
         except LaunchError:
             os._exit(125)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86 and 
 
 def compiled(*rules: SyscallRule, flags: tuple[str, ...] = ()) -> tuple[bytes, int]:
     arches = ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86")
-    return bpf.compile(SyscallFilter("SCMP_ACT_ALLOW", None, arches, flags, rules).to_wire())
+    return bpf.compile(SyscallFilter("SCMP_ACT_ALLOW", None, arches, flags, rules))
 
 
 def test_a_rule_for_a_call_of_the_compat_architecture_is_kept() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from pyctr_systemd.cli import app, run
 from pyctr_systemd.errors import InvalidArgument
+from pyctr_systemd.seccomp_profile import SyscallFilter, SyscallRule
 from tests import cli
 
 PLAIN = [
@@ -144,7 +145,7 @@ def test_help_and_version() -> None:
 
 def test_security_opts(tmp_path: Path) -> None:
     default, nnp = run.security(())
-    assert default is not None and default[0] == "SCMP_ACT_ERRNO" and not nnp
+    assert default is not None and default.default_action == "SCMP_ACT_ERRNO" and not nnp
     assert run.security(("seccomp=unconfined", "no-new-privileges")) == (None, True)
     assert run.security(("no-new-privileges=true", "no-new-privileges=false"))[1] is False
     profile = tmp_path / "p.json"
@@ -153,8 +154,10 @@ def test_security_opts(tmp_path: Path) -> None:
     colon = tmp_path / "a:b.json"  # a path may hold either separator
     colon.write_text(profile.read_text())
     for option in (f"seccomp={profile}", f"seccomp:{profile}", f"seccomp={colon}"):  # docker takes both
-        wire, _ = run.security((option,))
-        assert wire == ("SCMP_ACT_ALLOW", None, (), (), ((("getppid",), "SCMP_ACT_ERRNO", 122, ()),))
+        found, _ = run.security((option,))
+        assert found == SyscallFilter(
+            "SCMP_ACT_ALLOW", None, (), (), (SyscallRule(("getppid",), "SCMP_ACT_ERRNO", 122),)
+        )
     profile.write_text('{"defaultAction": "SCMP_ACT_NOPE"}')
     with pytest.raises(InvalidArgument) as e:
         run.security((f"seccomp={profile}",))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import marshal
 from pathlib import Path
 
 from pyctr_systemd import mounts, spec
 from pyctr_systemd import syscalls as sc
+from pyctr_systemd.init import launch as launch_wire
 from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.init.rootfs import (
     CgroupMount,
@@ -25,6 +27,7 @@ from pyctr_systemd.init.rootfs import (
     proc_plan,
 )
 from pyctr_systemd.mounts import DEFAULT_DEVICES, DEFAULT_MOUNTS, MASKED_PATHS, READONLY_PATHS, Device, entry
+from pyctr_systemd.seccomp_profile import SyscallFilter
 
 DATA = Path(__file__).resolve().parent / "data"
 NOSUID, NODEV, NOEXEC, RDONLY = sc.MS_NOSUID, sc.MS_NODEV, sc.MS_NOEXEC, sc.MS_RDONLY
@@ -281,3 +284,22 @@ def test_dev_links_and_nodes_stay_inside_the_root(tmp_path: Path) -> None:
         "stdin",
         "stdout",
     ]
+
+
+def test_the_launchers_wire_carries_the_spec_but_its_seccomp_filter() -> None:
+    # The filter reaches the launcher compiled, with GO (init.sync); the rest goes by marshal.
+    s = launch(
+        hostname="h", devices=(Device("/dev/fuse", "c", 10, 229),), seccomp=SyscallFilter("SCMP_ACT_LOG")
+    )
+    back = launch_wire.from_wire(marshal.loads(marshal.dumps(launch_wire.to_wire(s))))  # type: ignore[arg-type]
+    assert back.seccomp is None
+    assert [
+        getattr(back, n)
+        for n in LaunchSpec.__slots__
+        if n not in ("seccomp", "capabilities", "mounts", "devices")
+    ] == [
+        getattr(s, n)
+        for n in LaunchSpec.__slots__
+        if n not in ("seccomp", "capabilities", "mounts", "devices")
+    ]
+    assert back.mounts == s.mounts and [d.path for d in back.devices] == ["/dev/fuse"]

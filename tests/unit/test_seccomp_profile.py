@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import marshal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -449,40 +448,6 @@ def test_to_oci() -> None:
 def test_oci_round_trip(f: SyscallFilter) -> None:
     assert parse(f.to_oci()) == f
     assert parse(json.loads(json.dumps(f.to_oci()))) == f
-
-
-def plain(value: object) -> bool:
-    """Only what marshal carries as is: nested tuples of str, int and None."""
-    if isinstance(value, tuple):
-        return all(plain(v) for v in value)
-    return value is None or type(value) in (str, int)
-
-
-@pytest.mark.parametrize("f", filters(), ids=range(len(filters())))
-def test_wire_round_trip(f: SyscallFilter) -> None:
-    wire = f.to_wire()
-    assert plain(wire)
-    assert SyscallFilter.from_wire(wire) == f
-    assert SyscallFilter.from_wire(marshal.loads(marshal.dumps(wire))) == f
-    for r in f.rules:
-        assert SyscallRule.from_wire(marshal.loads(marshal.dumps(r.to_wire()))) == r
-
-
-def test_wire_form() -> None:
-    f = SyscallFilter(
-        "SCMP_ACT_ERRNO",
-        1,
-        ("SCMP_ARCH_X86_64",),
-        (),
-        (SyscallRule(("clone",), "SCMP_ACT_ALLOW", None, ((0, 0x7E020000, 0, "SCMP_CMP_MASKED_EQ"),)),),
-    )
-    assert f.to_wire() == (
-        "SCMP_ACT_ERRNO",
-        1,
-        ("SCMP_ARCH_X86_64",),
-        (),
-        ((("clone",), "SCMP_ACT_ALLOW", None, ((0, 0x7E020000, 0, "SCMP_CMP_MASKED_EQ"),)),),
-    )
 
 
 def test_equality_and_repr() -> None:

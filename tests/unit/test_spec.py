@@ -957,7 +957,7 @@ def test_seccomp_is_read_into_a_filter() -> None:
     assert c.seccomp is not None and c.warnings == []
     assert (c.seccomp.default_action, c.seccomp.default_errno) == ("SCMP_ACT_ERRNO", 38)
     assert [r.names for r in c.seccomp.rules] == [("read", "write")]
-    assert spec.launch_spec(c).seccomp == c.seccomp.to_wire()
+    assert spec.launch_spec(c).seccomp == c.seccomp
     assert parse(minimal()).seccomp is None and spec.launch_spec(parse(minimal())).seccomp is None
 
 

@@ -282,7 +282,7 @@ def test_status_created_while_the_fifo_is_there(tmp_path: Path) -> None:
     store.reserve("c1")
     r = me()
     store.save(r)
-    assert store.alive(r)
+    assert state.alive(r)
     assert store.status(r) == "created"
     assert store.status(r, frozen=True) == "created"
 
@@ -306,7 +306,7 @@ def test_status_stopped_when_the_process_is_gone(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     store.reserve("c1")
     r = record(pid=gone_pid(), start_time=1)
-    assert not store.alive(r)
+    assert not state.alive(r)
     assert store.status(r) == "stopped"
     assert store.status(r, frozen=True) == "stopped"
 
@@ -325,7 +325,7 @@ def test_status_stopped_when_the_pid_is_in_another_unit(tmp_path: Path) -> None:
     store.reserve("c1")
     r = me()
     r.unit = "pyctr-other.scope"
-    assert not store.alive(r)
+    assert not state.alive(r)
     assert store.status(r) == "stopped"
 
 
