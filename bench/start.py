@@ -9,7 +9,7 @@ warm). Prints medians, deciles and ratios to runc; asserts nothing.
     sudo /usr/bin/python3 bench/start.py [-n ROUNDS] [--baseline CHECKOUT]
 
 --baseline adds the entry script of another checkout of pyctr (an earlier
-commit, say: git worktree add /tmp/base COMMIT), so a change's cost is
+commit, say: git worktree add ../base COMMIT), so a change's cost is
 measured in the same run as everything else. Where PID 1 is not systemd it
 re-runs itself inside the project's sandbox.
 """
