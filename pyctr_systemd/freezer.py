@@ -59,9 +59,7 @@ def freeze(bus: Systemd, unit: str, pid: int) -> None:
     group = _v1_group(_v1_root(), unit)
     os.makedirs(group, exist_ok=True)
     control = bus.unit_property(unit, SCOPE, "ControlGroup")
-    for p in cgroups.procs(str(control)) if control else [pid]:
-        with open(os.path.join(group, "cgroup.procs"), "w") as f:
-            f.write(str(p))
+    _move(cgroups.procs(str(control)) if control else [pid], group)
     _set_state(group, "FROZEN")
 
 
@@ -74,10 +72,42 @@ def thaw(bus: Systemd, unit: str, pid: int) -> None:
     if not os.path.isdir(group):
         return
     _set_state(group, "THAWED")
-    for p in cgroups.read(os.path.join(group, "cgroup.procs")).split():
-        with open(os.path.join(root, "cgroup.procs"), "w") as f:
-            f.write(p)
-    os.rmdir(group)
+    # A process killed while frozen dies now, and may be gone before it is moved.
+    _move([int(p) for p in cgroups.read(os.path.join(group, "cgroup.procs")).split()], root)
+    _remove(group, patience=5)
+
+
+def forget(unit: str) -> None:
+    """Remove the freezer group of a container that ended while paused (cgroup v1)."""
+    if not cgroups.is_unified():
+        for m in cgroups.mounts():
+            if m.fstype == "cgroup" and "freezer" in m.controllers():
+                _remove(_v1_group(m.mountpoint, unit), patience=0)
+
+
+def _move(pids: list[int], group: str) -> None:
+    for p in pids:
+        try:
+            with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                f.write(str(p))
+        except ProcessLookupError:
+            pass  # it exited meanwhile
+
+
+def _remove(group: str, patience: float) -> None:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            os.rmdir(group)
+            break
+        except FileNotFoundError:
+            return
+        except OSError as e:  # EBUSY while a killed process is still on its way out
+            if time.monotonic() >= deadline:
+                if patience:
+                    raise PyctrError(f"cannot remove freezer group {group}: {e.strerror}") from None
+                return  # processes left in it, frozen: better kept than lost
+            time.sleep(0.005)
     try:
         os.rmdir(os.path.dirname(group))
     except OSError:

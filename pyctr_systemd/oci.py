@@ -315,7 +315,7 @@ def _running(store: Store, container_id: str) -> tuple[Record, str]:
     record = store.load(container_id)
     status = _status(store, record)
     if status == "stopped":
-        raise InvalidState(f"container {container_id} is not running")
+        raise InvalidState(f"{container_id}: container not running")  # engines match runc's words
     return record, status
 
 
@@ -337,11 +337,20 @@ def parse_signal(text: str) -> int:
 
 
 def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
-    record, _ = _running(store, container_id)
-    if all_processes:
-        Systemd().kill(record.unit, "all", sig)
+    """As runc: --all on a stopped container signals what is left in its unit and succeeds
+    (containerd's shim sends it to every container it removes); a plain kill is refused."""
+    if not all_processes:
+        _signal_init(_running(store, container_id)[0], sig)
         return
-    _signal_init(record, sig)
+    record = store.load(container_id)
+    bus = Systemd()
+    if _status(store, record) != "stopped":
+        bus.kill(record.unit, "all", sig)
+    elif bus.invocation(record.unit) == record.invocation:  # else gone, or another container's now
+        try:
+            bus.kill(record.unit, "all", sig)
+        except SystemdError:
+            pass  # it ended meanwhile
 
 
 def _signal_init(record: Record, sig: int) -> None:
@@ -377,6 +386,7 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         _kill_and_wait(bus, record)
     if status != "stopped" or bus.invocation(record.unit) == record.invocation:
         bus.stop(record.unit)  # else the unit is gone, or its name is another container's now
+    freezer.forget(record.unit)
     _run_recorded_hooks(record, "poststop", "stopped")
     store.remove(container_id)
 
@@ -400,7 +410,7 @@ def _kill_and_wait(bus: Systemd, record: Record) -> None:
 def pause(store: Store, container_id: str) -> None:
     record, status = _running(store, container_id)
     if status != "running":
-        raise InvalidState(f"container {container_id} is not running")
+        raise InvalidState(f"{container_id}: container not running")
     freezer.freeze(Systemd(), record.unit, record.pid)
 
 

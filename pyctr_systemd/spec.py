@@ -72,8 +72,9 @@ NOT_HONOURED = {
 
 
 class SpecError(InvalidArgument):
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"config.json: {path}: {problem}" if path else f"config.json: {problem}")
+    def __init__(self, path: str, problem: str, source: str = "config.json") -> None:
+        super().__init__(f"{source}: {path}: {problem}" if path else f"{source}: {problem}")
+        self.path, self.problem = path, problem
 
 
 class Process:
@@ -358,16 +359,40 @@ def _size(value: object, path: str) -> int:
     return _int(value, path, -1, INT64_MAX)
 
 
-def parse_resources(value: object, warnings: list[str], path: str = "linux.resources") -> Resources:
-    """linux.resources, also the whole of `pyctr update -r FILE`."""
+def parse_resources(
+    value: object, warnings: list[str], path: str = "linux.resources", source: str = "config.json"
+) -> Resources:
+    """linux.resources, also the whole of `pyctr update -r FILE` (path "", source the file).
+
+    A number that is 0 is "not set", as runc reads it: docker writes cpu.shares and
+    blockIO.weight 0 into every config.json, and `update` JSON with every field, 0 meaning
+    unchanged.
+    """
+    try:
+        return _resources(value, warnings, path)
+    except SpecError as e:
+        if source == "config.json":
+            raise
+        raise SpecError(e.path, e.problem, source) from None
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _unset(value: object) -> bool:
+    return value is None or (type(value) is int and value == 0)
+
+
+def _resources(value: object, warnings: list[str], path: str) -> Resources:
     res = _obj(value, path)
-    memory = _obj(res.get("memory", {}), f"{path}.memory")
-    cpu = _obj(res.get("cpu", {}), f"{path}.cpu")
-    pids = _obj(res.get("pids", {}), f"{path}.pids")
+    memory = _obj(res.get("memory", {}), _at(path, "memory"))
+    cpu = _obj(res.get("cpu", {}), _at(path, "cpu"))
+    pids = _obj(res.get("pids", {}), _at(path, "pids"))
 
     def opt(obj: dict[str, object], key: str, where: str, low: int = -1, high: int = INT64_MAX) -> int | None:
         v = obj.get(key)
-        return None if v is None else _int(v, f"{path}.{where}.{key}", low, high)
+        return None if _unset(v) else _int(v, _at(path, f"{where}.{key}"), low, high)
 
     r = Resources(
         memory_limit=opt(memory, "limit", "memory"),
@@ -376,25 +401,33 @@ def parse_resources(value: object, warnings: list[str], path: str = "linux.resou
         cpu_shares=opt(cpu, "shares", "cpu", 2, 262144),
         cpu_quota=opt(cpu, "quota", "cpu"),
         cpu_period=opt(cpu, "period", "cpu", 1000, 1_000_000),
-        cpu_cpus=_cpu_list(cpu.get("cpus"), f"{path}.cpu.cpus"),
-        cpu_mems=_cpu_list(cpu.get("mems"), f"{path}.cpu.mems"),
+        cpu_cpus=_cpu_list(cpu.get("cpus"), _at(path, "cpu.cpus")),
+        cpu_mems=_cpu_list(cpu.get("mems"), _at(path, "cpu.mems")),
         pids_limit=opt(pids, "limit", "pids"),
-        devices=_device_rules(res.get("devices", []), f"{path}.devices"),
+        devices=_device_rules(res.get("devices", []), _at(path, "devices")),
     )
-    if r.memory_limit == 0:
-        raise SpecError(f"{path}.memory.limit", "must be more than 0 (or -1 for no limit)")
     for key in ("blockIO", "hugepageLimits", "network", "rdma", "unified"):
-        if res.get(key):
-            warnings.append(f"{path}.{key} is not supported: {NOT_HONOURED['linux.resources.' + key]}")
+        if _asks_for_something(res.get(key)):
+            warnings.append(f"{_at(path, key)} is not supported: {NOT_HONOURED['linux.resources.' + key]}")
     for group, obj, keys in (
         ("memory", memory, ("kernel", "kernelTCP", "swappiness")),
         ("cpu", cpu, ("realtimeRuntime", "realtimePeriod")),
     ):
         for key in keys:
-            if obj.get(key) is not None:
+            v = obj.get(key)
+            if (v is not None and v != -1) if key == "swappiness" else _asks_for_something(v):
                 reason = NOT_HONOURED[f"linux.resources.{group}.{key}"]
-                warnings.append(f"{path}.{group}.{key} is not supported: {reason}")
+                warnings.append(f"{_at(path, f'{group}.{key}')} is not supported: {reason}")
     return r
+
+
+def _asks_for_something(value: object) -> bool:
+    """Anything but absent, 0, or objects and lists of those (docker's blockIO {"weight": 0})."""
+    if isinstance(value, dict):
+        return any(_asks_for_something(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_asks_for_something(v) for v in value)
+    return not _unset(value) and value != ""
 
 
 def _cpu_list(value: object, path: str) -> str | None:
@@ -462,7 +495,8 @@ def _devices(value: object) -> tuple[Device, ...]:
                 kind,
                 _int(d.get("major", 0), f"{path}.major", 0, UINT32_MAX),
                 _int(d.get("minor", 0), f"{path}.minor", 0, UINT32_MAX),
-                _int(d.get("fileMode", 0o666), f"{path}.fileMode", 0, 0o7777),
+                # podman writes the file-type bits too (0o20600); runc keeps the permission bits
+                _int(d.get("fileMode", 0o666), f"{path}.fileMode", 0, UINT32_MAX) & 0o7777,
                 _int(d.get("uid", 0), f"{path}.uid", 0, UINT32_MAX - 1),
                 _int(d.get("gid", 0), f"{path}.gid", 0, UINT32_MAX - 1),
             )

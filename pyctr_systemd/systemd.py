@@ -13,6 +13,7 @@ dbus.exceptions.DBusException (whose import pulls in all of `dbus`).
 
 from __future__ import annotations
 
+import os
 import time
 
 import _dbus_bindings as dbus
@@ -30,6 +31,7 @@ JOB = "org.freedesktop.systemd1.Job"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 25.0
 JOB_TIMEOUT = 30.0
+BUS_WAIT = 15.0
 POLL_INTERVAL = 0.0005
 _ACTIVE = ("active", "activating", "deactivating", "reloading")
 _NOT_THERE = ("org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.systemd1.NoSuchUnit")
@@ -120,20 +122,27 @@ class Systemd:
         auto_start: bool = True,
     ) -> list[object]:
         """One method call on the system bus; an error reply raises BusError."""
-        msg = dbus.MethodCallMessage(destination, path, interface, method)
-        msg.set_auto_start(auto_start)
-        if signature:
-            msg.append(*args, signature=signature)
-        replies: list[dbus.Message] = []
-        self._bus.send_message_with_reply(msg, replies.append, CALL_TIMEOUT).block()
-        reply = replies[0]
-        if isinstance(reply, dbus.ErrorMessage):
+        deadline = 0.0
+        while True:
+            msg = dbus.MethodCallMessage(destination, path, interface, method)
+            msg.set_auto_start(auto_start)
+            if signature:
+                msg.append(*args, signature=signature)
+            replies: list[dbus.Message] = []
+            self._bus.send_message_with_reply(msg, replies.append, CALL_TIMEOUT).block()
+            reply = replies[0]
+            if not isinstance(reply, dbus.ErrorMessage):
+                return reply.get_args_list()  # type: ignore[no-any-return]
             name = reply.get_error_name()
             text = (reply.get_args_list() or [name])[0]
-            if name in _NO_SYSTEMD and destination == SYSTEMD:
+            if name not in _NO_SYSTEMD or destination != SYSTEMD:
+                raise BusError(name, str(text))
+            # Right after boot, or a restart of a socket-activated dbus, systemd (PID 1)
+            # takes its name on the bus a moment after the bus answers.
+            deadline = deadline or time.monotonic() + BUS_WAIT
+            if not os.path.isdir("/run/systemd/system") or time.monotonic() > deadline:
                 raise SystemdError(f"systemd is not available on the system bus: {text}")
-            raise BusError(name, str(text))
-        return reply.get_args_list()  # type: ignore[no-any-return]
+            time.sleep(0.05)
 
     def set_properties(self, unit: str, properties: list[Property]) -> None:
         """Change a running unit's properties now (runtime: until it stops)."""

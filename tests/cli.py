@@ -13,12 +13,19 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def pyctr(
     *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run pyctr to its end. Its output goes to files, not pipes: a container made by
-    `create` or `run -d` keeps pyctr's stdout and stderr, as runc's does, and a
+    """Run pyctr to its end."""
+    return run_to_end([sys.executable, "-m", "pyctr_systemd", *args], input, env, timeout)
+
+
+def run_to_end(
+    argv: list[str], input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run a runtime's command to its end. Its output goes to files, not pipes: a container
+    made by `create` or `run -d` keeps the runtime's stdout and stderr, as runc's does, and a
     pipe would not end before the container does."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         done = subprocess.run(
-            [sys.executable, "-m", "pyctr_systemd", *args],
+            argv,
             cwd=CHECKOUT,
             stdout=out,
             stderr=err,

@@ -208,8 +208,8 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
     warnings: list[str] = []
     if resources_file is not None:
         text = sys.stdin.read() if resources_file == "-" else _read(resources_file)
-        data = spec.loads(text, "stdin" if resources_file == "-" else resources_file)
-        res = spec.parse_resources(data, warnings, "resources")
+        source = "stdin" if resources_file == "-" else resources_file
+        res = spec.parse_resources(spec.loads(text, source), warnings, "", source)
     else:
         res = Resources(
             memory_limit=_size(flags["memory"], "--memory"),  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+from stat import S_ISREG
 
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import LaunchError
@@ -46,6 +47,33 @@ def join_keyring(name: str) -> None:
 
 # A compiled seccomp program and the seccomp(2) flags to load it with (init.bpf).
 Program = tuple[bytes, int]
+
+
+PASSWD_LIMIT = 4 << 20  # an image's /etc/passwd is read no further
+
+
+def home(uid: int) -> str:
+    """The uid's home in the container's /etc/passwd, "/" if none: runc's HOME when the
+    process's env has none. Run inside the container's root, before the ids change."""
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        return "/"
+    try:
+        if not S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device would block or never end
+            return "/"
+        return home_in(os.read(fd, PASSWD_LIMIT), uid) or "/"
+    finally:
+        os.close(fd)
+
+
+def home_in(passwd: bytes, uid: int) -> str:
+    """The home field of the first entry with this uid, "" if there is none."""
+    for line in passwd.split(b"\n"):
+        fields = line.split(b":")
+        if len(fields) >= 6 and fields[2] == str(uid).encode():
+            return fields[5].decode(errors="surrogateescape")
+    return ""
 
 
 def take(spec: LaunchSpec, last_cap: int, seccomp: Program | None) -> None:

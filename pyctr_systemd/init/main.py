@@ -29,6 +29,7 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import errno
 import os
 import sys
+from stat import S_ISDIR
 
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import LaunchError
@@ -159,11 +160,11 @@ def _create(
     spec: LaunchSpec, last_cap: int, seccomp: identity.Program | None, console: object, outcome: _Outcome
 ) -> None:
     """The payload's identity, and its executable found as the payload's user would."""
+    if not any(e.startswith("HOME=") for e in spec.env):
+        spec.env += (f"HOME={identity.home(spec.uid)}",)
     identity.take(spec, last_cap, seccomp)
     identity.not_dumpable()  # a change of ids may have set it to fs.suid_dumpable
-    outcome.code = 127
     outcome.path = find_executable(spec)
-    outcome.code = 125
     if console is not None:
         _open_console(spec, console)
 
@@ -248,24 +249,34 @@ def _fork_into(pidns: int, channel: sync.Channel) -> int:
 
 
 def find_executable(spec: LaunchSpec) -> str:
-    """The payload's path, searched in the container's PATH inside its root, as runc does.
+    """The payload's path, searched in the container's PATH inside its root, as runc does,
+    and refused in runc's words (Go's exec.LookPath): docker and podman read 127 or 126
+    from them.
 
     Not shutil.which or os.execvpe: they import modules on first use, and
     after pivot_root the host's Python library is out of reach.
     """
     name = spec.argv[0]
-    if not name:
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
     if "/" in name:
-        if not os.path.exists(name):
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            code = 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+            raise LaunchError(f'exec: "{name}": stat {name}: {_go_words(e)}', code) from None
+        if S_ISDIR(st.st_mode) or not os.access(name, os.X_OK):
+            raise LaunchError(f'exec: "{name}": permission denied', 126)
         return name
     env = dict(e.split("=", 1) for e in spec.env if "=" in e)
     for directory in env.get("PATH", launch.DEFAULT_PATH).split(":"):
         path = os.path.join(directory or ".", name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH", name)
+    raise LaunchError(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _go_words(e: OSError) -> str:
+    text = e.strerror or "error"
+    return text[:1].lower() + text[1:]
 
 
 def _open_console(spec: LaunchSpec, sock: object) -> None:

@@ -38,6 +38,25 @@ def test_process_identity_and_environment(oci_bundle: Bundle) -> None:
     assert out == ["1000", "1001", "1001 5 6", "hello /work/dir", "600"]
 
 
+@pytest.mark.parametrize(
+    ("env", "user", "expected"),
+    [
+        (["PATH=/bin"], 1000, "/home/app"),  # from the container's /etc/passwd, as runc sets it
+        (["PATH=/bin"], 1001, "/"),  # no entry: runc's fallback
+        (["PATH=/bin", "HOME=/mine"], 1000, "/mine"),  # the spec's own wins
+    ],
+)
+def test_home_comes_from_the_containers_passwd(
+    oci_bundle: Bundle, env: list[str], user: int, expected: str
+) -> None:
+    etc = oci_bundle.rootfs / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+    oci_bundle.process["env"] = env
+    oci_bundle.process["user"] = {"uid": user, "gid": user}
+    assert run(oci_bundle, "echo $HOME") == f"{expected}\n"
+
+
 def test_capabilities_all_five_sets(oci_bundle: Bundle) -> None:
     names = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     oci_bundle.process["capabilities"] = {

@@ -313,7 +313,7 @@ def test_linux_devices() -> None:
                 "type": "b",
                 "major": 8,
                 "minor": 0,
-                "fileMode": 0o600,
+                "fileMode": 0o60600,  # podman's: with the file-type bits
                 "uid": 1,
                 "gid": 6,
             },
@@ -419,10 +419,39 @@ def test_parse_resources_empty() -> None:
     assert [getattr(r, name) for name in r.__slots__] == [None] * 9 + [()]
 
 
-def test_parse_resources_errors_use_the_given_path() -> None:
+def test_update_errors_name_their_source_and_the_json_path() -> None:
     with pytest.raises(SpecError) as e:
-        spec.parse_resources({"memory": {"limit": 0}}, [], "resources")
-    assert str(e.value) == "config.json: resources.memory.limit: must be more than 0 (or -1 for no limit)"
+        spec.parse_resources({"cpu": {"shares": 1}}, [], "", "stdin")
+    assert str(e.value) == "stdin: cpu.shares: must be 2 to 262144"
+
+
+def test_zero_is_not_set_as_runc_reads_it() -> None:
+    # docker's config.json at create, and its `update --resources -` JSON (every field, 0 unchanged)
+    warnings: list[str] = []
+    r = spec.parse_resources(
+        {
+            "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0, "realtimePeriod": 0,
+                    "cpus": "", "mems": ""},
+            "blockIO": {"weight": 0},
+            "pids": {"limit": 0},
+        },
+        warnings,
+    )  # fmt: skip
+    assert [getattr(r, name) for name in r.__slots__] == [None] * 9 + [()]
+    assert warnings == []
+
+
+def test_set_values_of_unhonoured_fields_are_warned_about() -> None:
+    warnings: list[str] = []
+    spec.parse_resources(
+        {"blockIO": {"weight": 500}, "memory": {"swappiness": 0, "kernel": 1 << 20}}, warnings
+    )
+    assert warnings == [
+        "linux.resources.blockIO is not supported: block I/O is not limited",
+        "linux.resources.memory.kernel is not supported: kernel memory is not limited",
+        "linux.resources.memory.swappiness is not supported: swappiness is not set",
+    ]
 
 
 @pytest.mark.parametrize("key", ["cpus", "mems"])
@@ -513,7 +542,7 @@ def test_unreadable_cpu_list_is_a_spec_error(key: str, text: str) -> None:
         ),
         (
             "linux.resources.cpu.realtimeRuntime",
-            0,
+            950000,
             "linux.resources.cpu.realtimeRuntime is not supported: real-time CPU time is not set",
         ),
         (
@@ -728,11 +757,6 @@ U64 = "0 to 18446744073709551615"
         ("linux.resources.pids", 5, "linux.resources.pids: must be an object"),
         (
             "linux.resources.memory.limit",
-            0,
-            "linux.resources.memory.limit: must be more than 0 (or -1 for no limit)",
-        ),
-        (
-            "linux.resources.memory.limit",
             -2,
             "linux.resources.memory.limit: must be -1 to 9223372036854775807",
         ),
@@ -813,8 +837,8 @@ U64 = "0 to 18446744073709551615"
         ),
         (
             "linux.devices",
-            [{"path": "/dev/x", "type": "c", "fileMode": 0o10000}],
-            "linux.devices[0].fileMode: must be 0 to 4095",
+            [{"path": "/dev/x", "type": "c", "fileMode": 2**32}],
+            "linux.devices[0].fileMode: must be 0 to 4294967295",
         ),
         (
             "linux.devices",
