@@ -16,7 +16,7 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
 
-from pyctr_systemd import cgroups, names, rootfs
+from pyctr_systemd import cgroups, hierarchies, names, rootfs
 from pyctr_systemd.errors import ContainerExists, NotRoot, PyctrError, SystemdError
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
@@ -71,6 +71,7 @@ def create(
     properties: list[Property],
     bus: Systemd,
     before_go: Callable[[int], None] | None = None,
+    cpuset: tuple[str | None, str | None] = (None, None),
 ) -> tuple[sync.Child, dict[str, str]]:
     """Make the container up to the exec of its payload, in its unit; return the
     child and its cgroup paths. Whatever fails, nothing is left: no process, no unit.
@@ -91,12 +92,13 @@ def create(
         paths.update(cgroups.of_pid(pid))
         if not _in_unit(paths, name.unit):
             raise SystemdError(f"systemd did not move the container into {name.unit}")
+        hierarchies.join(pid, *cpuset)
 
     try:
         child = sync.launch_created(launch, place, before_go)
     except BaseException:
         if not theirs:
-            stop_quietly(bus, name.unit)
+            stop_quietly(bus, name.unit, cgroups.unit_cgroup(paths) or "")
         raise
     return child, paths
 
@@ -129,6 +131,7 @@ def run(config: RunConfig) -> int:
         finally:
             watch.close()
             bus.stop(name.unit)
+            hierarchies.remove(cgroups.unit_cgroup(paths) or "")
     error = child.error()
     if error is not None:
         raise error
@@ -153,12 +156,19 @@ def _in_unit(paths: dict[str, str], unit: str) -> bool:
 def spawn_into(launch: LaunchSpec, bus: Systemd, unit: str) -> sync.Child:
     """A process for a running container's unit (exec): moved into the unit
     before it joins the container's cgroup namespace, created up to its exec."""
-    return sync.launch_created(launch, lambda pid: bus.attach(unit, pid))
+
+    def place(pid: int) -> None:
+        bus.attach(unit, pid)
+        hierarchies.join(pid)
+
+    return sync.launch_created(launch, place)
 
 
-def stop_quietly(bus: Systemd, unit: str) -> None:
+def stop_quietly(bus: Systemd, unit: str, group: str = "") -> None:
+    """Stop the unit of a container that failed, and remove the groups pyctr made for it."""
     try:
         bus.stop(unit)
+        hierarchies.remove(group)
     except PyctrError:
         pass  # the error that brought us here is the one to report
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyctr_systemd import cgroups
+from pyctr_systemd import cgroups, hierarchies
 from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.systemd import SCOPE, Systemd
 
@@ -95,19 +95,12 @@ def _move(pids: list[int], group: str) -> None:
 
 
 def _remove(group: str, patience: float) -> None:
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            os.rmdir(group)
-            break
-        except FileNotFoundError:
-            return
-        except OSError as e:  # EBUSY while a killed process is still on its way out
-            if time.monotonic() >= deadline:
-                if patience:
-                    raise PyctrError(f"cannot remove freezer group {group}: {e.strerror}") from None
-                return  # processes left in it, frozen: better kept than lost
-            time.sleep(0.005)
+    try:
+        hierarchies.remove_group(group, patience)
+    except PyctrError:
+        if patience:
+            raise
+        return  # processes left in it, frozen: better kept than lost
     try:
         os.rmdir(os.path.dirname(group))
     except OSError:

@@ -17,6 +17,7 @@ from pyctr_systemd import (
     cgroups,
     container,
     freezer,
+    hierarchies,
     hooks,
     log,
     mounts,
@@ -108,7 +109,7 @@ def create(
             f"(PREFIX-{container_id}.scope)"
         )
     unified = cgroups.is_unified()
-    props, more = resources.properties(config.resources, unified)
+    props, more = resources.properties(config.resources, unified, v1_cpuset=True)
     props += [("Delegate", "b", True), *unit.annotation_properties(config.annotations)]
     for message in warnings + config.warnings + more:
         log.warning(message)
@@ -158,8 +159,12 @@ def _create(
         record.pid = pid
         hooks.run_all(config.hooks["prestart"] + config.hooks["createRuntime"], oci_state(record, "creating"))
 
-    child, _ = container.create(launch, name, f"pyctr container {container_id}", props, bus, before_go)
+    cpuset = (config.resources.cpu_cpus, config.resources.cpu_mems)
+    child, paths = container.create(
+        launch, name, f"pyctr container {container_id}", props, bus, before_go, cpuset
+    )
     try:
+        record.cgroup = cgroups.unit_cgroup(paths) or ""
         record.invocation = bus.invocation(name.unit)
         record.pid = child.pid
         record.start_time = process_start_time(child.pid) or 0
@@ -169,7 +174,7 @@ def _create(
     except BaseException:
         os.kill(child.pid, _signal.SIGKILL)
         child.abort()
-        container.stop_quietly(bus, name.unit)
+        container.stop_quietly(bus, name.unit, record.cgroup)
         raise
     return child, record
 
@@ -384,9 +389,13 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         if status == "paused":
             freezer.thaw(bus, record.unit, record.pid)
         _kill_and_wait(bus, record)
-    if status != "stopped" or bus.invocation(record.unit) == record.invocation:
-        bus.stop(record.unit)  # else the unit is gone, or its name is another container's now
-    freezer.forget(record.unit)
+    # A stopped container's unit may be gone, or its name another container's now.
+    current = record.invocation if status != "stopped" else bus.invocation(record.unit)
+    if current == record.invocation:
+        bus.stop(record.unit)
+    if current in (record.invocation, ""):  # else the groups of that name are the other's
+        freezer.forget(record.unit)
+        hierarchies.remove(record.cgroup)
     _run_recorded_hooks(record, "poststop", "stopped")
     store.remove(container_id)
 
@@ -453,11 +462,14 @@ def _field(line: str, column: int) -> str:
 
 def update(store: Store, container_id: str, res: resources.Resources, warnings: list[str]) -> None:
     record, _ = _running(store, container_id)
-    props, more = resources.properties(res, cgroups.is_unified(), devices=bool(res.devices))
+    unified = cgroups.is_unified()
+    props, more = resources.properties(res, unified, devices=bool(res.devices), v1_cpuset=True)
     for message in warnings + more:
         log.warning(message)
     if props:
         Systemd().set_properties(record.unit, props)
+    if not unified and (res.cpu_cpus or res.cpu_mems):
+        hierarchies.update_cpuset(record.cgroup, res.cpu_cpus, res.cpu_mems)
 
 
 def exec_process(

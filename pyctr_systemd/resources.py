@@ -110,10 +110,13 @@ def cpu_list(mask: bytes) -> str:
     return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
 
 
-def properties(r: Resources, unified: bool, devices: bool = True) -> tuple[list[Property], list[str]]:
+def properties(
+    r: Resources, unified: bool, devices: bool = True, v1_cpuset: bool = False
+) -> tuple[list[Property], list[str]]:
     """(unit properties, warnings for what this cgroup layout cannot enforce).
 
     devices: also the device policy (at create; an update changes it only if given rules).
+    v1_cpuset: the caller sets cpus and mems on cgroup v1 itself (pyctr_systemd.hierarchies).
     """
     props: list[Property] = []
     warnings: list[str] = []
@@ -150,7 +153,7 @@ def properties(r: Resources, unified: bool, devices: bool = True) -> tuple[list[
         if value:
             if unified:
                 props.append((prop, "ay", cpu_mask(value)))
-            else:
+            elif not v1_cpuset:
                 warnings.append(f"cpu.{name} is not enforced: systemd sets {prop} only on cgroup v2")
     if r.pids_limit is not None and r.pids_limit != 0:
         props.append(("TasksMax", "t", UINT64_MAX if r.pids_limit < 0 else r.pids_limit))

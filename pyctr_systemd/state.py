@@ -58,6 +58,7 @@ class Record:
         "hooks",
         "process",
         "invocation",
+        "cgroup",
     )
 
     def __init__(
@@ -73,10 +74,12 @@ class Record:
         hooks: dict[str, list[dict[str, object]]],
         process: dict[str, object],
         invocation: str = "",
+        cgroup: str = "",
     ) -> None:
         self.id, self.pid, self.start_time = id, pid, start_time
         # systemd's InvocationID of the unit, hex: its name may be another's once it is gone.
         self.invocation = invocation
+        self.cgroup = cgroup  # the unit's cgroup path, for the groups pyctr makes on cgroup v1
         self.bundle, self.rootfs, self.created = bundle, rootfs, created
         self.annotations, self.unit = annotations, unit
         self.hooks = hooks  # poststart and poststop: run by later commands

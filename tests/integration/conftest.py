@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from pyctr_systemd import cgroups, rootfs
+from pyctr_systemd import cgroups, hierarchies, rootfs
+from tests.cli import CHECKOUT
 from tests.mounts import mountpoints
 
 
@@ -87,7 +90,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
 
 
 # Units the tests make: pyctr's own, OCI containers named by cgroupsPath, podman's.
-UNIT_PATTERNS = ("pyctr-*", "pyctr@*", "oci-*", "libpod-*")
+UNIT_PATTERNS = ("pyctr-*", "pyctr@*", "oci-*", "libpod-*", "docker-*")
 STATE_ROOT = Path("/run/pyctr")
 
 
@@ -98,6 +101,13 @@ def _our_units() -> list[str]:
 
 def _slice_children() -> list[str]:
     found = []
+    for mount in hierarchies.unmanaged(cgroups.mounts()):  # container groups pyctr and runc make
+        for top, dirs, _ in os.walk(mount.mountpoint):
+            found += [
+                os.path.join(top, d)
+                for d in dirs
+                if d.endswith(".scope") and not d.startswith("libpod-conmon-")
+            ]
     for mount in cgroups.mounts():
         for name in ("pyctr.slice", "machine.slice", "pyctr"):
             top = Path(mount.mountpoint, name)
@@ -179,6 +189,9 @@ def nothing_left_behind() -> Iterator[None]:
         systemctl("reset-failed", unit, check=False)
     for state in states:
         subprocess.run(["rm", "-rf", state], check=False)
+    for group in sorted(groups, reverse=True):  # in the sandbox, cpuset's hierarchy is the host's
+        if group.endswith(".scope"):
+            subprocess.run(["rmdir", group], check=False, capture_output=True)
     assert units == [], f"units left behind: {units}"
     assert processes == {}, f"pyctr processes left behind: {processes}"
     assert states == [], f"container state left behind: {states}"
@@ -235,6 +248,24 @@ class Bundle:
     @property
     def linux(self) -> dict[str, Any]:
         return self.config["linux"]  # type: ignore[no-any-return]
+
+
+def image_tarball(directory: Path) -> Path:
+    """A busybox root as a tarball, for an engine's `import` (no registry is reachable)."""
+    image = Bundle(directory / "image")
+    tarball = directory / "busybox.tar"
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(image.rootfs, arcname=".")
+    return tarball
+
+
+def runtime_wrapper(directory: Path) -> Path:
+    """An executable `pyctr` that runs this checkout's pyctr: what an engine is configured
+    with as a runtime (podman names the runtime by the file's name)."""
+    wrapper = directory / "pyctr"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={CHECKOUT} exec {sys.executable} -m pyctr_systemd "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 @pytest.fixture

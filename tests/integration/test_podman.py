@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli import CHECKOUT
-from tests.integration.conftest import Bundle, show
+from tests.integration.conftest import image_tarball, runtime_wrapper, show
 
 IMAGE = "localhost/pyctr-busybox"
 
@@ -27,9 +24,7 @@ IMAGE = "localhost/pyctr-busybox"
 class Podman:
     def __init__(self, home: Path) -> None:
         self.home = home
-        runtime = home / "pyctr"  # podman names the runtime by this file's name
-        runtime.write_text(f'#!/bin/sh\nPYTHONPATH={CHECKOUT} exec {sys.executable} -m pyctr_systemd "$@"\n')
-        runtime.chmod(0o755)
+        runtime = runtime_wrapper(home)
         (home / "storage.conf").write_text(
             f'[storage]\ndriver = "vfs"\ngraphroot = "{home}/storage"\nrunroot = "/run/pyctr-test-podman"\n'
         )
@@ -69,10 +64,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
         pytest.fail("podman is not installed: run tools/install-deps test", pytrace=False)
     home = tmp_path_factory.mktemp("podman")
     p = Podman(home)
-    image = Bundle(home / "image")
-    with tarfile.open(home / "busybox.tar", "w") as tar:
-        tar.add(image.rootfs, arcname=".")
-    p("import", str(home / "busybox.tar"), IMAGE)
+    p("import", str(image_tarball(home)), IMAGE)
     yield p
     p("rm", "--all", "--force", "--time", "0", check=False)
     p("rmi", "--all", "--force", check=False)

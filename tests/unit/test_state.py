@@ -123,6 +123,7 @@ def test_record_as_json_round_trips() -> None:
         "hooks": {"poststart": [], "poststop": [{"path": "/bin/true", "args": [], "env": []}]},
         "process": {"env": ["A=1"], "uid": 0},
         "invocation": "",
+        "cgroup": "",
     }
     assert Record(**json.loads(json.dumps(data))).as_json() == data
 
