@@ -177,8 +177,13 @@ def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup) -> N
     for resource, soft, hard in spec.rlimits:
         sc.setrlimit(resource, soft, hard)
     if spec.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(spec.oom_score_adj))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(spec.oom_score_adj))
+        except OSError as e:  # lowering it takes CAP_SYS_RESOURCE, which not every caller has
+            raise LaunchError(
+                f"container setup failed: cannot set process.oomScoreAdj {spec.oom_score_adj}: {e.strerror}"
+            ) from None
     _enter_namespaces(spec, ns_fds, NAMESPACE_ORDER)
     if spec.namespace(sc.CLONE_NEWNS) == "":
         setup.use_host_null()

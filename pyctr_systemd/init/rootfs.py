@@ -143,7 +143,9 @@ class Root:
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.path = os.readlink(fd_path(self.fd))  # as the kernel names it: what _inside compares
+        # As the kernel names it: what _inside compares. The root already entered is "/", and
+        # there, before a joined pid namespace's /proc is mounted, there is no /proc/self.
+        self.path = "/" if path == "/" else os.readlink(fd_path(self.fd))
 
     def open(self, path: str, no_symlinks: bool = False) -> int:
         fd = open_in(self.fd, path, no_symlinks)

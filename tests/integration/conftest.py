@@ -7,6 +7,7 @@ left behind fails the test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -79,6 +80,20 @@ def cgroup_file(unit: str, controller: str, v1: str, v2: str) -> str:
     raise AssertionError(f"controller {controller} is not mounted")
 
 
+def container_cgroup_file(pid: int, controller: str, v1: str, v2: str) -> str:
+    """A controller's file of the cgroup a process is in, whichever runtime put it there."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            for top in (controllers, f"{controller}"):
+                found = Path("/sys/fs/cgroup", top, path.lstrip("/"), v1)
+                if found.exists():
+                    return found.read_text().strip()
+        if controllers == "" and v2 and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            return Path("/sys/fs/cgroup", path.lstrip("/"), v2).read_text().strip()
+    raise AssertionError(f"no {controller} cgroup for process {pid}")
+
+
 def wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
     assert process.stdout is not None
     line = process.stdout.readline().strip()
@@ -90,7 +105,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
 
 
 # Units the tests make: pyctr's own, OCI containers named by cgroupsPath, podman's.
-UNIT_PATTERNS = ("pyctr-*", "pyctr@*", "oci-*", "libpod-*", "docker-*")
+UNIT_PATTERNS = ("pyctr-*", "pyctr@*", "oci-*", "libpod-*", "docker-*", "ctr-*", "cri-containerd-*")
 STATE_ROOT = Path("/run/pyctr")
 
 
@@ -257,6 +272,42 @@ def image_tarball(directory: Path) -> Path:
     with tarfile.open(tarball, "w") as tar:
         tar.add(image.rootfs, arcname=".")
     return tarball
+
+
+def oci_archive(directory: Path, name: str, command: list[str]) -> Path:
+    """The busybox root as an OCI image archive named `name` (annotation containerd's import
+    reads), whose default command is `command`: an image for containerd and the CRI."""
+
+    def blob(data: bytes, media: str) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (directory / "layout/blobs/sha256").mkdir(parents=True, exist_ok=True)
+        (directory / "layout/blobs/sha256" / digest).write_bytes(data)
+        return {"mediaType": media, "digest": f"sha256:{digest}", "size": len(data)}
+
+    layer = image_tarball(directory).read_bytes()
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Cmd": command,
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]},
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+        "layers": [blob(layer, "application/vnd.oci.image.layer.v1.tar")],
+    }
+    entry = blob(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+    entry["annotations"] = {"io.containerd.image.name": name}
+    (directory / "layout/index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (directory / "layout/oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    archive = directory / "image.oci.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(directory / "layout", arcname=".")
+    return archive
 
 
 def runtime_wrapper(directory: Path) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from pyctr_systemd import freezer
-from tests.integration.conftest import image_tarball, runtime_wrapper
+from tests.integration.conftest import container_cgroup_file, image_tarball, runtime_wrapper
 
 IMAGE = "pyctr-busybox"
 HOME = Path("/run/pyctr-test-docker")
@@ -111,20 +111,6 @@ def docker(daemon: Docker, request: pytest.FixtureRequest) -> Iterator[Docker]:
     if left:
         user("rm", "--force", *left)
     assert left == [], "the test left containers"
-
-
-def container_cgroup_file(pid: int, controller: str, v1: str, v2: str) -> str:
-    """A controller's file of the cgroup a process is in, whichever runtime put it there."""
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(","):
-            for top in (controllers, f"{controller}"):
-                found = Path("/sys/fs/cgroup", top, path.lstrip("/"), v1)
-                if found.exists():
-                    return found.read_text().strip()
-        if controllers == "" and v2 and Path("/sys/fs/cgroup/cgroup.controllers").exists():
-            return Path("/sys/fs/cgroup", path.lstrip("/"), v2).read_text().strip()
-    raise AssertionError(f"no {controller} cgroup for process {pid}")
 
 
 def test_run_prints_and_exits_with_the_payloads_status(docker: Docker) -> None:

@@ -193,6 +193,22 @@ def test_new_namespaces_and_joining_one_by_path(oci_bundle: Bundle) -> None:
         holder.wait()
 
 
+def test_joining_another_containers_pid_namespace(oci_bundle: Bundle, tmp_path: Path) -> None:
+    """What a CRI pod's containers do: their own root and mounts, the pause container's pids."""
+    pause = Bundle(tmp_path / "pause")
+    pause.write("sleep", "1000")
+    pod = new_id()
+    ok("run", "-d", "--bundle", str(pause.path), pod)
+    try:
+        pid = json.loads(ok("state", pod))["pid"]
+        for ns in oci_bundle.linux["namespaces"]:
+            if ns["type"] == "pid":
+                ns["path"] = f"/proc/{pid}/ns/pid"
+        assert run(oci_bundle, "ps -o pid,args").split("\n")[1].split() == ["1", "sleep", "1000"]
+    finally:
+        ok("delete", "--force", pod)
+
+
 def test_resources_become_unit_properties(oci_bundle: Bundle) -> None:
     cid = new_id()
     oci_bundle.linux["resources"] = {
