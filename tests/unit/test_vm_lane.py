@@ -3,7 +3,7 @@
 import pytest
 
 from tests.vm.guest import GuestError, modules_in_order
-from tests.vm.lane import Outcome, check_status, parse_junit
+from tests.vm.lane import Outcome, check_status, in_guest, parse_junit
 
 MODULES_DEP = """\
 kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz kernel/lib/crc16.ko.xz
@@ -66,3 +66,18 @@ def test_a_pytest_that_broke_off_fails_the_lane(status: int, outcome: str) -> No
 def test_a_pytest_that_ran_to_its_end_is_taken_at_its_word() -> None:
     check_status(0, {"t.py::a": Outcome("passed")}, "")
     check_status(1, {"t.py::a": Outcome("failed"), "t.py::b": Outcome("passed")}, "")
+
+
+@pytest.mark.parametrize(
+    ("nodeid", "expected"),
+    [
+        ("tests/integration/test_oom.py::test_eater", True),
+        ("tests/integration/test_exit.py::test_code", False),  # a whole file left out
+        ("tests/integration/test_docker.py::test_stats_are_the_containers_own[pyctr]", True),
+        ("tests/integration/test_docker.py::test_stats_are_the_containers_own[runc]", False),
+        ("tests/integration/test_docker.py::test_pause_and_unpause[pyctr]", False),
+        ("tests/integration/test_containerd.py::test_cri_pod_lifecycle_exec_stats_update[pyctr]", True),
+    ],
+)
+def test_which_tests_run_in_the_guest(nodeid: str, expected: bool) -> None:
+    assert in_guest(nodeid) is expected

@@ -61,6 +61,12 @@ PACKAGES = [
 # Installed by apt in a second step: debootstrap fails configuring
 # golang-github-containers-common (podman's) among its base packages.
 APT_PACKAGES = ["podman", "crun", "runc", "systemd-container"]
+# The engines' tests: docker and containerd, the CRI's client (tools/install-deps has the same).
+APT_PACKAGES += ["docker.io", "containerd", "containernetworking-plugins", "iptables"]
+APT_PACKAGES += ["python3-grpcio", "python3-protobuf", "protobuf-compiler", "protobuf-compiler-grpc"]
+# Their own services stay off: the tests start daemons of their own, and the emulated CPU
+# has no time for others.
+MASKED_UNITS = ["docker.service", "docker.socket", "containerd.service"]
 # Loaded by our initramfs, dependencies first (modules.dep adds what is missing).
 # ext4 wants crc32c only as a soft dependency, which modules.dep does not list.
 MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "9pnet_virtio", "9p"]
@@ -258,6 +264,10 @@ def _configure(root: Path) -> None:
     job.write_text(JOB_SCRIPT)
     job.chmod(0o755)
     (root / "etc/systemd/system/test-lane-job.service").write_text(JOB_UNIT)
+    for unit in MASKED_UNITS:
+        masked = root / "etc/systemd/system" / unit
+        masked.unlink(missing_ok=True)
+        masked.symlink_to("/dev/null")
     wants = root / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "test-lane-job.service").symlink_to("/etc/systemd/system/test-lane-job.service")
