@@ -66,6 +66,11 @@ NOT_HONOURED = {
     "linux.resources.memory.kernel": "kernel memory is not limited",
     "linux.resources.memory.kernelTCP": "kernel TCP memory is not limited",
     "linux.resources.memory.swappiness": "swappiness is not set",
+    "linux.resources.memory.disableOOMKiller": "the kernel's OOM killer stays on",
+    "linux.resources.memory.useHierarchy": "memory.use_hierarchy is left as systemd sets it",
+    "linux.resources.memory.checkBeforeUpdate": "a lower limit is applied without checking usage first",
+    "linux.resources.cpu.idle": "the idle scheduling policy is not set",
+    "linux.resources.cpu.burst": "no CPU burst is allowed",
     "linux.resources.cpu.realtimeRuntime": "real-time CPU time is not set",
     "linux.resources.cpu.realtimePeriod": "real-time CPU period is not set",
 }
@@ -410,8 +415,12 @@ def _resources(value: object, warnings: list[str], path: str) -> Resources:
         if _asks_for_something(res.get(key)):
             warnings.append(f"{_at(path, key)} is not supported: {NOT_HONOURED['linux.resources.' + key]}")
     for group, obj, keys in (
-        ("memory", memory, ("kernel", "kernelTCP", "swappiness")),
-        ("cpu", cpu, ("realtimeRuntime", "realtimePeriod")),
+        (
+            "memory",
+            memory,
+            ("kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"),
+        ),
+        ("cpu", cpu, ("realtimeRuntime", "realtimePeriod", "idle", "burst")),
     ):
         for key in keys:
             v = obj.get(key)
@@ -422,7 +431,10 @@ def _resources(value: object, warnings: list[str], path: str) -> Resources:
 
 
 def _asks_for_something(value: object) -> bool:
-    """Anything but absent, 0, or objects and lists of those (docker's blockIO {"weight": 0})."""
+    """Anything but absent, 0, false, or objects and lists of those (docker's blockIO
+    {"weight": 0})."""
+    if value is False:
+        return False
     if isinstance(value, dict):
         return any(_asks_for_something(v) for v in value.values())
     if isinstance(value, list):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import image_tarball, runtime_wrapper, show
+from tests.integration.conftest import container_cgroup_file, image_tarball, runtime_wrapper, show
 
 IMAGE = "localhost/pyctr-busybox"
 
@@ -138,3 +138,41 @@ def test_podmans_seccomp_profile_reaches_the_container(podman: Podman) -> None:
     assert podman("run", "--rm", IMAGE, *status).stdout == "Seccomp:\t2\n"
     free = podman("run", "--rm", "--security-opt", "seccomp=unconfined", IMAGE, *status)
     assert free.stdout == "Seccomp:\t0\n"
+
+
+@pytest.mark.parametrize("runtime", ["pyctr", "runc"])
+def test_device_home_and_privileged(podman: Podman, runtime: str) -> None:
+    """podman writes a device's fileMode with its file-type bits; HOME comes from the image."""
+    show = "stat -c '%t:%T %a' /dev/mynull && echo x > /dev/mynull && echo $HOME"
+    done = podman(
+        "--runtime", runtime, "run", "--rm", "--device", "/dev/null:/dev/mynull", IMAGE, "sh", "-c", show
+    )
+    assert done.stdout.splitlines() == ["1:3 666", "/root"]
+    mine = podman("run", "--rm", "--privileged", IMAGE, "grep", "CapEff", "/proc/self/status", check=False)
+    control = podman("--runtime", "runc", "run", "--rm", "--privileged", IMAGE, "grep", "CapEff",
+                     "/proc/self/status", check=False)  # fmt: skip
+    assert mine.returncode == control.returncode, (mine.stderr, control.stderr)
+    assert mine.stdout == control.stdout
+
+
+@pytest.mark.parametrize("runtime", ["pyctr", "runc"])
+def test_pause_unpause_stats_and_cpuset(podman: Podman, runtime: str) -> None:
+    podman("--runtime", runtime, "run", "-d", "--name", "st", "--cpuset-cpus", "0", "-m", "64m", IMAGE,
+           "sh", "-c", "sleep 1000 & sleep 1000 & wait")  # fmt: skip
+    try:
+        pid = int(podman("inspect", "--format", "{{.State.Pid}}", "st").stdout)
+        assert "Cpus_allowed_list:\t0\n" in Path(f"/proc/{pid}/status").read_text()
+        stats = podman("stats", "--no-stream", "--format", "{{.MemUsage}}|{{.PIDs}}|{{.CPUNano}}", "st")
+        memory, pids, cpu = stats.stdout.strip().split("|")
+        assert memory.endswith("/ 67.11MB") and pids == "3", stats.stdout
+        # CPU time: the container's own (its cgroup's, read after), not the host's
+        own = container_cgroup_file(pid, "cpuacct", "cpuacct.usage", "cpu.stat")
+        own_ns = int(own) if own.isdigit() else int(own.split()[1]) * 1000  # v2: usage_usec first
+        assert 0 < int(cpu) <= own_ns < 5 * 10**9, (cpu, own_ns)  # the host's would be minutes
+        podman("pause", "st")
+        assert podman("inspect", "--format", "{{.State.Status}}", "st").stdout.strip() == "paused"
+        podman("unpause", "st")
+        podman("stop", "--time", "1", "st")
+        podman("rm", "st")  # and no freezer group is left (the leak check)
+    finally:
+        podman("rm", "--force", "--time", "0", "st", check=False)

@@ -442,6 +442,23 @@ def test_zero_is_not_set_as_runc_reads_it() -> None:
     assert warnings == []
 
 
+@pytest.mark.parametrize(
+    ("group", "key", "value"),
+    [("memory", "disableOOMKiller", True), ("memory", "useHierarchy", True),
+     ("memory", "checkBeforeUpdate", True), ("cpu", "idle", 1), ("cpu", "burst", 1000)],
+)  # fmt: skip
+def test_every_unhonoured_resource_is_warned_about_only_when_asked_for(
+    group: str, key: str, value: object
+) -> None:
+    warnings: list[str] = []
+    spec.parse_resources({group: {key: value}}, warnings)
+    field = f"linux.resources.{group}.{key}"
+    assert warnings == [f"{field} is not supported: {spec.NOT_HONOURED[field]}"]
+    quiet: list[str] = []
+    spec.parse_resources({group: {key: False if value is True else 0}}, quiet)
+    assert quiet == []
+
+
 def test_set_values_of_unhonoured_fields_are_warned_about() -> None:
     warnings: list[str] = []
     spec.parse_resources(
