@@ -131,7 +131,10 @@ def run(config: RunConfig) -> int:
         finally:
             watch.close()
             bus.stop(name.unit)
-            hierarchies.remove(cgroups.unit_cgroup(paths) or "")
+            try:
+                hierarchies.remove(cgroups.unit_cgroup(paths) or "")
+            except PyctrError as e:  # said, but the payload's exit status stays the answer
+                os.write(2, f"pyctr: warning: {e}\n".encode())
     error = child.error()
     if error is not None:
         raise error
@@ -168,9 +171,12 @@ def stop_quietly(bus: Systemd, unit: str, group: str = "") -> None:
     """Stop the unit of a container that failed, and remove the groups pyctr made for it."""
     try:
         bus.stop(unit)
-        hierarchies.remove(group)
     except PyctrError:
         pass  # the error that brought us here is the one to report
+    try:
+        hierarchies.remove(group)
+    except PyctrError:
+        pass
 
 
 class Forwarding:

@@ -72,8 +72,11 @@ def thaw(bus: Systemd, unit: str, pid: int) -> None:
     if not os.path.isdir(group):
         return
     _set_state(group, "THAWED")
-    # A process killed while frozen dies now, and may be gone before it is moved.
-    _move([int(p) for p in cgroups.read(os.path.join(group, "cgroup.procs")).split()], root)
+    # Running again, they may fork meanwhile: move until none is left. A process killed
+    # while frozen dies now, and may be gone before it is moved.
+    deadline = time.monotonic() + 5
+    while (pids := cgroups.read(os.path.join(group, "cgroup.procs")).split()) and time.monotonic() < deadline:
+        _move([int(p) for p in pids], root)
     _remove(group, patience=5)
 
 
@@ -88,8 +91,7 @@ def forget(unit: str) -> None:
 def _move(pids: list[int], group: str) -> None:
     for p in pids:
         try:
-            with open(os.path.join(group, "cgroup.procs"), "w") as f:
-                f.write(str(p))
+            hierarchies.write(os.path.join(group, "cgroup.procs"), str(p))
         except ProcessLookupError:
             pass  # it exited meanwhile
 

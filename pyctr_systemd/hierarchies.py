@@ -8,7 +8,8 @@ stay in the root group, and whatever reads a container's figures through /proc/P
 (containerd's shim for `docker stats`, podman, conmon) would report the whole host's. So each
 container process joins a group at its unit's own path in each of those hierarchies; cpuset.cpus
 and cpuset.mems are set there (systemd sets AllowedCPUs only on cgroup v2, so nothing of
-systemd's is overwritten), and the groups go when the container is deleted. The freezer
+systemd's is overwritten), and the groups go when the container is deleted (the slices above
+them stay, as systemd's own do). The freezer
 hierarchy is pyctr_systemd.freezer's. On cgroup v2 systemd manages every controller: nothing
 here applies.
 """
@@ -29,74 +30,94 @@ def unmanaged(found: list[cgroups.CgroupMount]) -> list[cgroups.CgroupMount]:
     return [
         m
         for m in found
-        if m.fstype == "cgroup" and m.controllers() and not m.controllers() & (SYSTEMD_MANAGED | {"freezer"})
+        if m.fstype == "cgroup"
+        and m.mountpoint.startswith(cgroups.CGROUP_ROOT + "/")
+        and m.controllers()
+        and not m.controllers() & (SYSTEMD_MANAGED | {"freezer"})
     ]
 
 
 def join(pid: int, cpus: str | None = None, mems: str | None = None) -> None:
     """Put a process of a container, already in its unit, into the unit's groups of the
-    hierarchies systemd leaves alone; cpus and mems set the cpuset there."""
+    hierarchies systemd leaves alone; cpus and mems set the cpuset there (else the host's)."""
     if cgroups.is_unified():
         return
     group = cgroups.unit_cgroup(cgroups.of_pid(pid))
     if not group or group == "/":
         return
-    for m in unmanaged(cgroups.mounts()):
-        directory = _make(m, group)
-        if "cpuset" in m.controllers() and (cpus or mems):
-            set_cpuset(directory, cpus, mems)
+    for m, directory in _groups(group):
+        _make(m, directory)
+        if "cpuset" in m.controllers():
+            set_cpuset(
+                directory,
+                cpus or _parent(directory, "cpuset.cpus"),
+                mems or _parent(directory, "cpuset.mems"),
+            )
         try:
-            _write(os.path.join(directory, "cgroup.procs"), str(pid))
+            write(os.path.join(directory, "cgroup.procs"), str(pid))
         except ProcessLookupError:
             return  # it ended meanwhile
 
 
-def _make(m: cgroups.CgroupMount, group: str) -> str:
-    """The group's directory, each new level of a cpuset group given its parent's CPUs and
-    memory nodes: a task may not join an empty cpuset."""
-    directory = m.mountpoint
-    for part in m.path_of(group)[len(m.mountpoint) :].strip("/").split("/"):
-        parent, directory = directory, os.path.join(directory, part)
+def _groups(group: str) -> list[tuple[cgroups.CgroupMount, str]]:
+    """(hierarchy, directory) of the unit's group in each hierarchy systemd leaves alone."""
+    found = []
+    for m in unmanaged(cgroups.mounts()):
         try:
-            os.mkdir(directory)
-        except FileExistsError:
-            continue
+            found.append((m, m.path_of(group)))
+        except ValueError:
+            continue  # a mount of another part of the hierarchy
+    return found
+
+
+def _make(m: cgroups.CgroupMount, directory: str) -> None:
+    """The group's directory and its parents; a cpuset level with no CPUs or memory nodes
+    yet gets its parent's, as a task may not join an empty cpuset. Slices stay when the
+    container goes, as systemd's do: other containers may be entering them."""
+    path = m.mountpoint
+    for part in directory[len(m.mountpoint) :].strip("/").split("/"):
+        path = os.path.join(path, part)
+        os.makedirs(path, exist_ok=True)
         if "cpuset" in m.controllers():
             for name in ("cpuset.cpus", "cpuset.mems"):
-                _write(os.path.join(directory, name), cgroups.read(os.path.join(parent, name)).strip())
-    return directory
+                if not cgroups.read(os.path.join(path, name)).strip():
+                    write(os.path.join(path, name), _parent(path, name))
+
+
+def _parent(directory: str, name: str) -> str:
+    return cgroups.read(os.path.join(os.path.dirname(directory), name)).strip()
 
 
 def set_cpuset(directory: str, cpus: str | None, mems: str | None) -> None:
     for name, value in (("cpuset.cpus", cpus), ("cpuset.mems", mems)):
         if value:
             try:
-                _write(os.path.join(directory, name), value)
+                write(os.path.join(directory, name), value)
             except OSError as e:
-                allowed = cgroups.read(os.path.join(os.path.dirname(directory), name)).strip()
                 raise InvalidArgument(
-                    f"cannot set {name} to {value!r} (this host has {allowed}): {e.strerror}"
+                    f"cannot set {name} to {value!r} (this host has {_parent(directory, name)}): {e.strerror}"
                 ) from None
 
 
 def update_cpuset(group: str, cpus: str | None, mems: str | None) -> None:
     """`update --cpuset-cpus/--cpuset-mems` of a running container on cgroup v1."""
-    for m in unmanaged(cgroups.mounts()):
+    if not group:
+        raise PyctrError("this container was created by an older pyctr: its cpuset cannot be changed")
+    for m, directory in _groups(group):
         if "cpuset" in m.controllers():
-            set_cpuset(m.path_of(group), cpus, mems)
+            set_cpuset(directory, cpus, mems)
 
 
 def remove(group: str) -> None:
-    """The container's groups, once its processes are gone, and the slices' above them that
-    are left empty (only pyctr makes groups in these hierarchies)."""
+    """The container's groups, and any its payload made below them, once its processes are
+    gone."""
     if cgroups.is_unified() or not group or group == "/":
         return
-    for m in unmanaged(cgroups.mounts()):
-        directory = m.path_of(group)
-        if remove_group(directory, patience=2):
-            parent = os.path.dirname(directory)
-            while parent != m.mountpoint and _rmdir_if_empty(parent):
-                parent = os.path.dirname(parent)
+    for _, directory in _groups(group):
+        for below, dirs, _ in os.walk(directory, topdown=False):
+            for name in dirs:
+                remove_group(os.path.join(below, name), patience=2)
+        remove_group(directory, patience=2)
 
 
 def remove_group(directory: str, patience: float) -> bool:
@@ -114,14 +135,6 @@ def remove_group(directory: str, patience: float) -> bool:
             time.sleep(0.005)
 
 
-def _rmdir_if_empty(directory: str) -> bool:
-    try:
-        os.rmdir(directory)
-        return True
-    except OSError:
-        return False  # another container's group is below it
-
-
-def _write(path: str, value: str) -> None:
+def write(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)

@@ -424,7 +424,7 @@ def _resources(value: object, warnings: list[str], path: str) -> Resources:
     ):
         for key in keys:
             v = obj.get(key)
-            if (v is not None and v != -1) if key == "swappiness" else _asks_for_something(v):
+            if (v not in (None, -1, 2**64 - 1)) if key == "swappiness" else _asks_for_something(v):
                 reason = NOT_HONOURED[f"linux.resources.{group}.{key}"]
                 warnings.append(f"{_at(path, f'{group}.{key}')} is not supported: {reason}")
     return r

@@ -186,6 +186,16 @@ class Store:
                 f"state of container {container_id} names unit {record.unit!r}, "
                 "not one named for the container: refusing to use it"
             )
+        group = record.cgroup
+        if group and (
+            not group.startswith("/")
+            or os.path.normpath(group) != group
+            or os.path.basename(group) != record.unit
+        ):
+            raise UnsafeState(
+                f"state of container {container_id} names cgroup {group!r}, "
+                "not its unit's: refusing to use it"
+            )
         return record
 
     def ids(self) -> list[str]:

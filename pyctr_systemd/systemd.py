@@ -104,6 +104,7 @@ class Systemd:
         except Exception as e:  # dbus.exceptions.DBusException, without importing dbus
             message = e.get_dbus_message() if hasattr(e, "get_dbus_message") else str(e)
             raise SystemdError(f"cannot connect to the system bus: {message}") from None
+        self._wait_until = 0.0  # for systemd to come onto the bus, once per command
 
     def _call(
         self, path: str, interface: str, method: str, signature: str = "", *args: object
@@ -122,7 +123,6 @@ class Systemd:
         auto_start: bool = True,
     ) -> list[object]:
         """One method call on the system bus; an error reply raises BusError."""
-        deadline = 0.0
         while True:
             msg = dbus.MethodCallMessage(destination, path, interface, method)
             msg.set_auto_start(auto_start)
@@ -139,8 +139,8 @@ class Systemd:
                 raise BusError(name, str(text))
             # Right after boot, or a restart of a socket-activated dbus, systemd (PID 1)
             # takes its name on the bus a moment after the bus answers.
-            deadline = deadline or time.monotonic() + BUS_WAIT
-            if not os.path.isdir("/run/systemd/system") or time.monotonic() > deadline:
+            self._wait_until = self._wait_until or time.monotonic() + BUS_WAIT
+            if not os.path.isdir("/run/systemd/system") or time.monotonic() > self._wait_until:
                 raise SystemdError(f"systemd is not available on the system bus: {text}")
             time.sleep(0.05)
 

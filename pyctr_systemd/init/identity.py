@@ -50,13 +50,16 @@ Program = tuple[bytes, int]
 
 
 PASSWD_LIMIT = 4 << 20  # an image's /etc/passwd is read no further
+AT_FDCWD = -100
 
 
 def home(uid: int) -> str:
     """The uid's home in the container's /etc/passwd, "/" if none: runc's HOME when the
     process's env has none. Run inside the container's root, before the ids change."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY
     try:
-        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        # Not through a magic link (/proc/PID/root/...): a file of the image's own.
+        fd = sc.openat2(AT_FDCWD, "/etc/passwd", flags, sc.RESOLVE_NO_MAGICLINKS)
     except OSError:
         return "/"
     try:

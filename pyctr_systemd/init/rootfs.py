@@ -28,6 +28,7 @@ from pyctr_systemd.mounts import (
     DEV_LINKS,
     MS_SHARED,
     MS_SLAVE,
+    MS_UNBINDABLE,
     PROC_MOUNTS,
     Device,
     MountEntry,
@@ -572,8 +573,10 @@ def plan(spec: LaunchSpec, proc_later: bool = False) -> list[Op]:
     exists. With proc_later, /proc and what lies below it wait for proc_plan."""
     r = spec.rootfs
     dev = f"{r}/dev"
-    # pivot_root refuses a shared parent mount: shared comes after it (init.main).
-    first = spec.propagation if not spec.propagation & MS_SHARED else sc.MS_REC | MS_SLAVE
+    # pivot_root refuses a shared parent mount, and an unbindable rootfs cannot be bound onto
+    # itself: those come after the root is entered (init.main).
+    after_entering = MS_SHARED | MS_UNBINDABLE
+    first = spec.propagation if not spec.propagation & after_entering else sc.MS_REC | MS_SLAVE
     ops: list[Op] = [Mount(None, "/", None, first)]
     if spec.ephemeral:
         # An overlay over pyctr's own rootfs, its upper layer on a tmpfs that sits on

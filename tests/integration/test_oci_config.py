@@ -323,7 +323,8 @@ def test_sysctl_in_the_containers_namespaces(oci_bundle: Bundle) -> None:
 
 
 @pytest.mark.parametrize(
-    ("propagation", "field"), [("rslave", "master:"), ("rshared", "shared:"), ("rprivate", "")]
+    ("propagation", "field"),
+    [("rslave", "master:"), ("rshared", "shared:"), ("rprivate", ""), ("runbindable", "unbindable:")],
 )
 def test_rootfs_propagation(oci_bundle: Bundle, propagation: str, field: str) -> None:
     root = str(oci_bundle.rootfs)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import container_cgroup_file, image_tarball, runtime_wrapper, show
+from tests.integration.conftest import container_cgroup_file, image_tarball, runtime_wrapper, show, systemctl
 
 IMAGE = "localhost/pyctr-busybox"
 
@@ -176,3 +176,42 @@ def test_pause_unpause_stats_and_cpuset(podman: Podman, runtime: str) -> None:
         podman("rm", "st")  # and no freezer group is left (the leak check)
     finally:
         podman("rm", "--force", "--time", "0", "st", check=False)
+
+
+def test_healthcheck(podman: Podman) -> None:
+    podman("run", "-d", "--name", "hc", "--health-cmd", "test -e /tmp/ok", IMAGE, "sleep", "1000")
+    try:
+        assert podman("healthcheck", "run", "hc", check=False).returncode == 1  # unhealthy
+        podman("exec", "hc", "touch", "/tmp/ok")
+        assert podman("healthcheck", "run", "hc", check=False).returncode == 0
+        assert podman("inspect", "--format", "{{.State.Health.Status}}", "hc").stdout.strip() == "healthy"
+    finally:
+        podman("rm", "--force", "--time", "0", "hc")
+
+
+def test_generate_systemd_runs_the_container_as_a_service(podman: Podman) -> None:
+    """`podman generate systemd --new`: systemd starts and stops the container, on pyctr."""
+    unit = Path("/run/systemd/system/container-gen.service")
+    podman("create", "--name", "gen", IMAGE, "sleep", "1000")
+    try:
+        text = podman("generate", "systemd", "--new", "--name", "gen").stdout
+        podman("rm", "gen")
+        environment = " ".join(f"{k}={v}" for k, v in podman.env.items())
+        unit.write_text(
+            text.replace(
+                "[Service]", f"[Service]\nEnvironment={environment}\nWorkingDirectory={podman.home}", 1
+            )
+        )
+        systemctl("daemon-reload")
+        systemctl("start", "container-gen.service")
+        assert podman("inspect", "--format", "{{.State.Status}} {{.OCIRuntime}}", "gen").stdout.split() == [
+            "running",
+            "pyctr",
+        ]
+        systemctl("stop", "container-gen.service")
+        assert podman("ps", "--all", "--quiet").stdout == ""  # --new: removed with the service
+    finally:
+        systemctl("stop", "container-gen.service", check=False)
+        unit.unlink(missing_ok=True)
+        systemctl("daemon-reload")
+        podman("rm", "--force", "--time", "0", "gen", check=False)

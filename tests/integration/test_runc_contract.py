@@ -167,7 +167,9 @@ def test_a_process_that_dies_while_paused_does_not_break_resume(oci_bundle: Bund
     try:
         ok("pause", cid)
         ok("kill", "--all", cid, "9")
-        ok("resume", cid)
+        done = pyctr("resume", cid)
+        # cgroup v1 holds SIGKILL until the thaw; v2's freezer lets it through at once
+        assert done.returncode == 0 or done.stderr == f"pyctr: {cid}: container not running\n", done.stderr
         wait_status(cid, "stopped")
     finally:
         ok("delete", "--force", cid)

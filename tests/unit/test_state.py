@@ -393,6 +393,25 @@ def test_state_naming_a_unit_not_the_containers_is_refused(tmp_path: Path, unit:
 
 
 @pytest.mark.parametrize(
+    "group", ["/system.slice/sshd.service", "/pyctr.slice/../pyctr-c1.scope", "pyctr-c1.scope", "/", "//"]
+)
+def test_state_naming_a_cgroup_not_the_units_is_refused(tmp_path: Path, group: str) -> None:
+    """Attack: a state file pointing delete's rmdir or update's cpuset at another's group."""
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    store.save(record(cgroup=group))
+    with pytest.raises(state.UnsafeState, match="names cgroup"):
+        store.load("c1")
+
+
+def test_state_with_the_units_cgroup_loads(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    store.save(record(cgroup="/pyctr.slice/pyctr-c1.scope"))
+    assert store.load("c1").cgroup == "/pyctr.slice/pyctr-c1.scope"
+
+
+@pytest.mark.parametrize(
     ("unit", "ok"),
     [
         ("pyctr-c1.scope", True),

@@ -62,7 +62,9 @@ PACKAGES = [
 # golang-github-containers-common (podman's) among its base packages.
 APT_PACKAGES = ["podman", "crun", "runc", "systemd-container"]
 # The engines' tests: docker and containerd, the CRI's client (tools/install-deps has the same).
-APT_PACKAGES += ["docker.io", "containerd", "containernetworking-plugins", "iptables"]
+APT_PACKAGES += ["docker.io", "containerd", "containernetworking-plugins", "iptables", "iproute2"]
+# Debian's kernel has AppArmor on, and docker then wants apparmor_parser for its profile.
+APT_PACKAGES += ["apparmor"]
 APT_PACKAGES += ["python3-grpcio", "python3-protobuf", "protobuf-compiler", "protobuf-compiler-grpc"]
 # Their own services stay off: the tests start daemons of their own, and the emulated CPU
 # has no time for others.
