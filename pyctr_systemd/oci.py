@@ -97,6 +97,11 @@ def create(
     spec.refuse_host_sysctls(config)
     if not os.path.isdir(config.root_path):
         raise RootfsError(f"rootfs {config.root_path} does not exist or is not a directory")
+    if config.process.apparmor_profile and not _apparmor_enabled():
+        raise InvalidArgument(
+            f"config.json: process.apparmorProfile: {config.process.apparmor_profile!r} asked for, "
+            "but AppArmor is not enabled on this host"
+        )
     console = opts.console_socket or own_console
     if config.process.terminal and not console:
         raise InvalidArgument(
@@ -194,6 +199,7 @@ def _process_defaults(config: spec.Config, container_id: str, no_new_keyring: bo
             for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
         },
         "noNewPrivileges": p.no_new_privileges,
+        "apparmorProfile": p.apparmor_profile,
         "seccomp": config.seccomp.to_oci() if config.seccomp is not None else None,
         "keyring": "" if no_new_keyring else names.keyring(container_id),
     }
@@ -588,8 +594,17 @@ def process_for_exec(
             for name, numbers in base["capabilities"].items()  # type: ignore[attr-defined]
         },
         "noNewPrivileges": base["noNewPrivileges"],
+        "apparmorProfile": base.get("apparmorProfile", ""),
     }
     return spec.parse_process(data, [], "exec")
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
 
 
 def features() -> dict[str, object]:
@@ -606,7 +621,7 @@ def features() -> dict[str, object]:
             "capabilities": sorted(spec.CAPABILITY_NUMBERS),
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
             "seccomp": _seccomp_features(),
-            "apparmor": {"enabled": False},
+            "apparmor": {"enabled": _apparmor_enabled()},
             "selinux": {"enabled": False},
         },
         "annotations": {

@@ -51,7 +51,6 @@ UINT32_MAX = 2**32 - 1
 INT64_MAX = 2**63 - 1
 # Fields pyctr does not act on, and what running without them means.
 NOT_HONOURED = {
-    "process.apparmorProfile": "the container runs without an AppArmor profile",
     "process.selinuxLabel": "the container runs without an SELinux label",
     "process.ioPriority": "the payload keeps the default I/O priority",
     "process.scheduler": "the payload keeps the default scheduler",
@@ -97,6 +96,7 @@ class Process:
         "rlimits",
         "no_new_privileges",
         "oom_score_adj",
+        "apparmor_profile",
     )
 
     args: tuple[str, ...]
@@ -112,6 +112,7 @@ class Process:
     rlimits: tuple[tuple[int, int, int], ...]
     no_new_privileges: bool
     oom_score_adj: int | None
+    apparmor_profile: str
 
 
 class Config:
@@ -279,7 +280,10 @@ def parse_process(value: object, warnings: list[str], path: str = "process") -> 
     p.no_new_privileges = _bool(proc.get("noNewPrivileges", False), f"{path}.noNewPrivileges")
     oom = _opt(proc, "oomScoreAdj")
     p.oom_score_adj = None if oom is None else _int(oom, f"{path}.oomScoreAdj", -1000, 1000)
-    for key in ("apparmorProfile", "selinuxLabel", "ioPriority", "scheduler"):
+    p.apparmor_profile = _str(proc.get("apparmorProfile", ""), f"{path}.apparmorProfile")
+    if any(c in p.apparmor_profile for c in "\0\n"):
+        raise SpecError(f"{path}.apparmorProfile", "must be a profile name on one line")
+    for key in ("selinuxLabel", "ioPriority", "scheduler"):
         if proc.get(key):
             warnings.append(f"{path}.{key} is not supported: {NOT_HONOURED['process.' + key]}")
     return p
@@ -695,6 +699,7 @@ def launch_spec(c: Config, process: Process | None = None) -> launch.LaunchSpec:
         no_new_privileges=p.no_new_privileges,
         seccomp=c.seccomp,
         oom_score_adj=p.oom_score_adj,
+        apparmor_profile=p.apparmor_profile,
         terminal=p.terminal,
         console_size=p.console_size,
     )

@@ -81,6 +81,8 @@ def home_in(passwd: bytes, uid: int) -> str:
 
 def take(spec: LaunchSpec, last_cap: int, seccomp: Program | None) -> None:
     """Everything but a no_new_privs filter, which finish() loads after the fifo and the hooks."""
+    if spec.apparmor_profile:
+        _apparmor_on_exec(spec.apparmor_profile)
     if seccomp is not None and not spec.no_new_privileges:
         _load(seccomp)
     caps = spec.capabilities
@@ -108,6 +110,22 @@ def take(spec: LaunchSpec, last_cap: int, seccomp: Program | None) -> None:
     sc.set_ambient_capabilities(caps.ambient & caps.permitted & caps.inheritable)
     if spec.umask is not None:
         os.umask(spec.umask)
+
+
+def _apparmor_on_exec(profile: str) -> None:
+    """The profile the payload's exec enters, as runc asks for it (the container's /proc)."""
+    for path in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):  # the second before 5.8
+        try:
+            with open(path, "w") as f:
+                f.write(f"exec {profile}")
+            return
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise LaunchError(
+                f"container setup failed: cannot apply AppArmor profile {profile!r}: {e.strerror}"
+            ) from None
+    raise LaunchError(f"container setup failed: cannot apply AppArmor profile {profile!r}: no such attribute")
 
 
 def finish(spec: LaunchSpec, seccomp: Program | None) -> None:

@@ -95,6 +95,7 @@ class LaunchSpec:
         "seccomp",
         "keyring",
         "oom_score_adj",
+        "apparmor_profile",
         "terminal",
         "console_size",
         "console_socket",
@@ -132,6 +133,7 @@ class LaunchSpec:
         seccomp: SyscallFilter | None = None,
         keyring: str = "",
         oom_score_adj: int | None = None,
+        apparmor_profile: str = "",
         terminal: bool = False,
         console_size: tuple[int, int] | None = None,
         console_socket: str = "",
@@ -152,6 +154,7 @@ class LaunchSpec:
         self.uid, self.gid, self.additional_gids, self.umask = uid, gid, additional_gids, umask
         self.capabilities = capabilities or Capabilities()
         self.rlimits, self.no_new_privileges, self.oom_score_adj = rlimits, no_new_privileges, oom_score_adj
+        self.apparmor_profile = apparmor_profile
         # The seccomp filter (None: none), which pyctr compiles and sends with GO
         # (init.sync), and the session keyring the container gets ("": the caller's).
         self.seccomp, self.keyring = seccomp, keyring

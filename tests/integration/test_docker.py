@@ -225,9 +225,12 @@ def test_cpuset_cpus_is_enforced(docker: Docker) -> None:
 
 
 def test_stats_are_the_containers_own(docker: Docker) -> None:
-    docker.run("-d", "--name", "st", "-m", "64m", IMAGE, "sh", "-c", "sleep 1000 & sleep 1000 & wait")
+    docker.run("-d", "--name", "st", "-m", "64m", "--cpuset-cpus", "0", IMAGE, "sh", "-c",
+               "sleep 1000 & sleep 1000 & wait")  # fmt: skip
     try:
         docker.wait_for("st", "{{.State.Running}}", "true")
+        pid = int(docker.inspect("st", "{{.State.Pid}}"))
+        assert "Cpus_allowed_list:\t0\n" in Path(f"/proc/{pid}/status").read_text()
         time.sleep(0.5)
         row = docker("stats", "--no-stream", "--format", "{{.MemUsage}}|{{.PIDs}}|{{.CPUPerc}}", "st")
         memory, pids, cpu = row.stdout.strip().split("|")
@@ -334,3 +337,15 @@ def test_twenty_in_parallel(docker: Docker) -> None:
     with ThreadPoolExecutor(20) as pool:
         outputs = list(pool.map(lambda i: docker.run("--rm", IMAGE, "echo", str(i)).stdout, range(20)))
     assert outputs == [f"{i}\n" for i in range(20)]
+
+
+def test_apparmor_profile_as_runc_applies_it(daemon: Docker) -> None:
+    """Where AppArmor is on (Debian's default, our v2 guest), docker asks for docker-default
+    and the payload runs confined by it; where it is off, docker asks for none."""
+    seen = {}
+    for runtime in RUNTIMES:
+        done = Docker(daemon.home, runtime).run("--rm", IMAGE, "cat", "/proc/self/attr/current", check=False)
+        seen[runtime] = (done.returncode, done.stdout)
+    assert seen["pyctr"] == seen["runc"]
+    if "apparmor" in daemon("info", "--format", "{{.SecurityOptions}}").stdout:
+        assert seen["pyctr"] == (0, "docker-default (enforce)\n")

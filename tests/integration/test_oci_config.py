@@ -454,11 +454,11 @@ def test_a_failing_or_slow_hook_fails_create_leaving_nothing(oci_bundle: Bundle,
 
 def test_what_pyctr_cannot_honour_is_said(oci_bundle: Bundle) -> None:
     oci_bundle.linux["intelRdt"] = {"closID": "x"}
-    oci_bundle.process["apparmorProfile"] = "docker-default"
+    oci_bundle.process["selinuxLabel"] = "system_u:system_r:container_t:s0"
     oci_bundle.write("true")
     done = pyctr("run", "--bundle", str(oci_bundle.path), new_id())
     assert done.returncode == 0
-    assert "intelRdt is not supported" in done.stderr and "apparmorProfile is not supported" in done.stderr
+    assert "intelRdt is not supported" in done.stderr and "selinuxLabel is not supported" in done.stderr
     oci_bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     oci_bundle.write()
     assert "linux.uidMappings" in refused("run", "--bundle", str(oci_bundle.path), new_id())

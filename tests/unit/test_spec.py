@@ -498,11 +498,6 @@ def test_unreadable_cpu_list_is_a_spec_error(key: str, text: str) -> None:
             "linux.personality is not supported: the personality is not changed",
         ),
         (
-            "process.apparmorProfile",
-            "docker-default",
-            "process.apparmorProfile is not supported: the container runs without an AppArmor profile",
-        ),
-        (
             "process.selinuxLabel",
             "system_u:system_r:svirt_lxc_net_t:s0",
             "process.selinuxLabel is not supported: the container runs without an SELinux label",
@@ -577,7 +572,6 @@ def test_unsupported_field_is_a_warning(path: str, value: object, warning: str) 
     ("path", "value"),
     [
         ("linux.seccomp", None),
-        ("process.apparmorProfile", ""),
         ("linux.resources.blockIO", {}),
         ("linux.resources.unified", {}),
     ],
@@ -586,12 +580,20 @@ def test_empty_unsupported_field_is_not_a_warning(path: str, value: object) -> N
     assert parse(put(minimal(), path, value)).warnings == []
 
 
+def test_apparmor_profile_is_read_and_checked() -> None:
+    assert parse(put(minimal(), "process.apparmorProfile", "docker-default")).process.apparmor_profile == (
+        "docker-default"
+    )
+    with pytest.raises(SpecError, match="process.apparmorProfile: must be a profile name on one line"):
+        parse(put(minimal(), "process.apparmorProfile", "x\nchangeprofile y"))
+
+
 def test_warnings_come_in_config_order() -> None:
     data = put(minimal(), "linux.intelRdt", {"closID": "x"})
     put(data, "linux.resources.blockIO", {"weight": 10})
-    put(data, "process.apparmorProfile", "p")
+    put(data, "process.selinuxLabel", "p")
     assert parse(data).warnings == [
-        "process.apparmorProfile is not supported: the container runs without an AppArmor profile",
+        "process.selinuxLabel is not supported: the container runs without an SELinux label",
         "linux.resources.blockIO is not supported: block I/O is not limited",
         "linux.intelRdt is not supported: no Intel RDT allocation is made",
     ]

@@ -55,6 +55,10 @@ NOT_IN_GUEST = (
         "test_exit_codes_of_failing_payloads",
         "test_terminal_through_the_console_socket",
         "test_podmans_seccomp_profile_reaches_the_container",
+        "test_device_home_and_privileged",
+        "test_pause_unpause_stats_and_cpuset[runc]",
+        "test_healthcheck",
+        "test_generate_systemd_runs_the_container_as_a_service",
     ),
     *_tests(
         "test_hostile_state.py",
@@ -113,12 +117,13 @@ NOT_IN_GUEST = (
 # where the layout decides what stats and cpusets show.
 ONLY_THESE_IN_GUEST = (
     *_tests(
-        "test_docker.py", "test_stats_are_the_containers_own[pyctr]", "test_cpuset_cpus_is_enforced[pyctr]"
+        "test_docker.py",
+        "test_stats_are_the_containers_own[pyctr]",
+        "test_apparmor_profile_as_runc_applies_it",
     ),
     *_tests("test_containerd.py", "test_cri_pod_lifecycle_exec_stats_update[pyctr]"),
     *_tests(
         "test_runc_contract.py",
-        "test_update_from_stdin_leaves_zeros_unchanged",
         "test_a_process_that_dies_while_paused_does_not_break_resume",
     ),
 )
