@@ -117,9 +117,9 @@ def _our_units() -> list[str]:
 def _slice_children() -> list[str]:
     found = []
     for mount in hierarchies.unmanaged(cgroups.mounts()):  # container groups pyctr and runc make
-        for top, dirs, _ in os.walk(mount.mountpoint):
+        for below, dirs, _ in os.walk(mount.mountpoint):
             found += [
-                os.path.join(top, d)
+                os.path.join(below, d)
                 for d in dirs
                 if d.endswith(".scope") and not d.startswith("libpod-conmon-")
             ]

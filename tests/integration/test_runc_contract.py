@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,6 +29,9 @@ def runc(*args: str, input: str | None = None) -> subprocess.CompletedProcess[st
     return done
 
 
+RUNTIMES: dict[str, Callable[..., subprocess.CompletedProcess[str]]] = {"pyctr": pyctr, "runc": runc}
+
+
 class Both:
     """One container of the bundle under each runtime, driven verb by verb."""
 
@@ -38,7 +41,7 @@ class Both:
     def __call__(self, verb: str, *args: str, input: str | None = None) -> dict[str, tuple[int, str]]:
         """{runtime: (exit status, stderr)} of `VERB [ARGS] ID` (ID before the args for kill)."""
         found = {}
-        for name, run in (("pyctr", pyctr), ("runc", runc)):
+        for name, run in RUNTIMES.items():
             cid = self.ids[name]
             where = ["--bundle", str(self.bundle.path)] if verb in ("create", "run") else []
             tail = [*where, cid, *args] if verb == "kill" else [*where, *args, cid]
@@ -47,8 +50,7 @@ class Both:
         return found
 
     def state(self, name: str) -> str:
-        run = pyctr if name == "pyctr" else runc
-        return str(json.loads(run("state", self.ids[name]).stdout)["status"])
+        return str(json.loads(RUNTIMES[name]("state", self.ids[name]).stdout)["status"])
 
     def remove(self) -> None:
         pyctr("delete", "--force", self.ids["pyctr"])
