@@ -231,6 +231,9 @@ def test_stats_are_the_containers_own(docker: Docker) -> None:
         docker.wait_for("st", "{{.State.Running}}", "true")
         pid = int(docker.inspect("st", "{{.State.Pid}}"))
         assert "Cpus_allowed_list:\t0\n" in Path(f"/proc/{pid}/status").read_text()
+        profile = docker.inspect("st", "{{.AppArmorProfile}}")  # where AppArmor is on, as in the v2 guest
+        if profile:
+            assert Path(f"/proc/{pid}/attr/current").read_text() == f"{profile} (enforce)\n"
         time.sleep(0.5)
         row = docker("stats", "--no-stream", "--format", "{{.MemUsage}}|{{.PIDs}}|{{.CPUPerc}}", "st")
         memory, pids, cpu = row.stdout.strip().split("|")
