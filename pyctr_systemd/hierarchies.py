@@ -9,9 +9,8 @@ stay in the root group, and whatever reads a container's figures through /proc/P
 container process joins a group at its unit's own path in each of those hierarchies; cpuset.cpus
 and cpuset.mems are set there (systemd sets AllowedCPUs only on cgroup v2, so nothing of
 systemd's is overwritten), and the groups go when the container is deleted (the slices above
-them stay, as systemd's own do). The freezer
-hierarchy is pyctr_systemd.freezer's. On cgroup v2 systemd manages every controller: nothing
-here applies.
+them stay, as systemd's own do). The freezer hierarchy is pyctr_systemd.freezer's. On cgroup
+v2 systemd manages every controller: nothing here applies.
 """
 
 from __future__ import annotations
