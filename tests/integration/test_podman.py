@@ -8,10 +8,13 @@ directory may not sit on the sandbox's own overlay root.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -217,3 +220,169 @@ def test_generate_systemd_runs_the_container_as_a_service(podman: Podman) -> Non
         unit.unlink(missing_ok=True)
         systemctl("daemon-reload")
         podman("rm", "--force", "--time", "0", "gen", check=False)
+
+
+# --- what docker's tests do, with podman (test_docker.py), on pyctr and on runc ---------------
+
+RUNTIMES = ("pyctr", "runc")
+
+
+class On:
+    """podman with one runtime: `podman --runtime R ...`."""
+
+    def __init__(self, podman: Podman, runtime: str) -> None:
+        self.podman, self.runtime = podman, runtime
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.podman("--runtime", self.runtime, *args, check=check)
+
+    def inspect(self, name: str, template: str) -> str:
+        return self("inspect", "--format", template, name).stdout.strip()
+
+    def wait_for(self, name: str, template: str, wanted: str) -> None:
+        deadline = time.monotonic() + 30
+        while (found := self.inspect(name, template)) != wanted:
+            assert time.monotonic() < deadline, f"{name}: {template} is {found!r}, not {wanted!r}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(params=RUNTIMES)
+def on(podman: Podman, request: pytest.FixtureRequest) -> Iterator[On]:
+    yield On(podman, request.param)
+    left = podman("ps", "--all", "--quiet").stdout.split()
+    if left:
+        podman("rm", "--force", "--time", "0", *left)
+    assert left == [], "the test left containers"
+
+
+def test_logs_top_signals_and_a_restart_policy(on: On) -> None:
+    on(
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo started; trap 'exit 42' USR1; while :; do sleep 1; done",
+    )
+    on("run", "-d", "--name", "again", "--restart", "on-failure:2", IMAGE, "sh", "-c", "exit 1")
+    try:
+        deadline = time.monotonic() + 10
+        while on("logs", "bg").stdout != "started\n":
+            assert time.monotonic() < deadline, "no log line"
+            time.sleep(0.1)
+        assert "sleep 1" in on("top", "bg").stdout
+        on("kill", "--signal", "USR1", "bg")
+        on.wait_for("bg", "{{.State.Status}} {{.State.ExitCode}}", "exited 42")
+        on.wait_for("again", "{{.RestartCount}} {{.State.Status}}", "2 exited")
+    finally:
+        on("rm", "--force", "--time", "0", "bg", "again")
+
+
+def test_limits_and_update(on: On) -> None:
+    on(
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        IMAGE,
+        "sleep",
+        "1000",
+    )
+    try:
+        pid = int(on.inspect("lim", "{{.State.Pid}}"))
+        assert container_cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max") == str(64 << 20)
+        assert container_cgroup_file(pid, "pids", "pids.max", "pids.max") == "50"
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+        quota = container_cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max")
+        assert quota == ("50000 100000" if v2 else "50000")
+        on("update", "--cpus", "0.25", "--cpuset-cpus", "0", "lim")
+        assert container_cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max").split()[0] == "25000"
+        assert "Cpus_allowed_list:\t0\n" in Path(f"/proc/{pid}/status").read_text()
+    finally:
+        on("rm", "--force", "--time", "0", "lim")
+
+
+def test_oom_kill_is_137_and_reported_as_with_runc(podman: Podman) -> None:
+    """conmon reads OOM kills from the container's cgroup; in our v1 sandbox it misses them
+    with runc too (OOMKilled false): pyctr must answer as runc does."""
+    seen = {}
+    for runtime in RUNTIMES:
+        on = On(podman, runtime)
+        eater = ["run", "--name", "eater", "-m", "32m", "--memory-swap", "32m", IMAGE, "tail", "/dev/zero"]
+        eaten = on(*eater, check=False)
+        try:
+            seen[runtime] = (eaten.returncode, on.inspect("eater", "{{.State.OOMKilled}}"))
+        finally:
+            on("rm", "--force", "eater")
+    assert seen["pyctr"] == seen["runc"] and seen["pyctr"][0] == 137, seen
+
+
+def test_user_env_workdir_read_only_tmpfs_and_volume(on: On, tmp_path: Path) -> None:
+    (tmp_path / "shared").write_text("from the host\n")
+    tmp_path.chmod(0o755)  # for the container's user 1000
+    script = "id -u; echo $GREETING; pwd; touch /x 2>/dev/null || echo ro; touch /scratch/x && echo rw"
+    script += "; cat /data/shared"
+    done = on(
+        "run", "--rm", "-u", "1000:1000", "-e", "GREETING=hi", "-w", "/tmp", "--read-only",
+        "--tmpfs", "/scratch:mode=1777", "-v", f"{tmp_path}:/data:ro", IMAGE, "sh", "-c", script,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["1000", "hi", "/tmp", "ro", "rw", "from the host"]
+
+
+def test_networks_bridge_container_and_a_published_port(on: On) -> None:
+    had_netns = os.path.ismount("/run/netns")
+    links = "ls /sys/class/net"
+    assert on("run", "--rm", IMAGE, "sh", "-c", links).stdout.split() == ["lo"]  # netns = "none" here
+    assert on("run", "--rm", "--network", "bridge", IMAGE, "sh", "-c", links).stdout.split() == ["eth0", "lo"]
+    on("run", "-d", "--name", "web", "--network", "bridge", "-p", "127.0.0.1::80", IMAGE, "sh", "-c",
+       "mkdir /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www")  # fmt: skip
+    try:
+        port = on("port", "web", "80").stdout.split(":")[-1].strip()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+                    assert reply.read() == b"served\n"
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the published port never answered"
+                time.sleep(0.2)
+        fetched = on("run", "--rm", "--network", "container:web", IMAGE, "wget", "-qO-", "http://127.0.0.1/")
+        assert fetched.stdout == "served\n"
+    finally:
+        on("rm", "--force", "--time", "0", "web")
+        if not had_netns:  # podman's first bridge mounts /run/netns and keeps it
+            subprocess.run(["umount", "/run/netns"], capture_output=True, check=False)
+
+
+def test_init_capabilities_cp_and_export(on: On, tmp_path: Path) -> None:
+    assert on("run", "--rm", "--init", IMAGE, "cat", "/proc/1/comm").stdout == "podman-init\n"  # catatonit
+    caps = on("run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", IMAGE, "grep", "CapEff",
+              "/proc/self/status")  # fmt: skip
+    assert int(caps.stdout.split()[1], 16) == 1 << 12  # CAP_NET_ADMIN
+    on("run", "-d", "--name", "cp", IMAGE, "sleep", "1000")
+    try:
+        (tmp_path / "in").write_text("copied in\n")
+        on("cp", str(tmp_path / "in"), "cp:/in")
+        assert on("exec", "cp", "cat", "/in").stdout == "copied in\n"
+        on("export", "--output", str(tmp_path / "fs.tar"), "cp")
+        listing = subprocess.run(
+            ["tar", "-tf", str(tmp_path / "fs.tar")], capture_output=True, text=True
+        ).stdout
+        assert "bin/busybox" in listing.split()
+    finally:
+        on("rm", "--force", "--time", "0", "cp")
+
+
+def test_twenty_in_parallel(on: On) -> None:
+    with ThreadPoolExecutor(20) as pool:
+        outputs = list(pool.map(lambda i: on("run", "--rm", IMAGE, "echo", str(i)).stdout, range(20)))
+    assert outputs == [f"{i}\n" for i in range(20)]
