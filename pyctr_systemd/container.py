@@ -92,7 +92,7 @@ def create(
         paths.update(cgroups.of_pid(pid))
         if not _in_unit(paths, name.unit):
             raise SystemdError(f"systemd did not move the container into {name.unit}")
-        hierarchies.join(pid, *cpuset)
+        hierarchies.join(pid, paths, *cpuset)
 
     try:
         child = sync.launch_created(launch, place, before_go)

@@ -41,11 +41,18 @@ def _read(path: str) -> str:
         return ""
 
 
-def _v1_root() -> str:
+def _freezer_mount() -> str | None:
     for m in cgroups.mounts():
         if m.fstype == "cgroup" and "freezer" in m.controllers():
             return m.mountpoint
-    raise PyctrError("cannot pause: this system has no freezer cgroup")
+    return None
+
+
+def _v1_root() -> str:
+    root = _freezer_mount()
+    if root is None:
+        raise PyctrError("cannot pause: this system has no freezer cgroup")
+    return root
 
 
 def _v1_group(root: str, unit: str) -> str:
@@ -82,10 +89,9 @@ def thaw(bus: Systemd, unit: str, pid: int) -> None:
 
 def forget(unit: str) -> None:
     """Remove the freezer group of a container that ended while paused (cgroup v1)."""
-    if not cgroups.is_unified():
-        for m in cgroups.mounts():
-            if m.fstype == "cgroup" and "freezer" in m.controllers():
-                _remove(_v1_group(m.mountpoint, unit), patience=0)
+    root = None if cgroups.is_unified() else _freezer_mount()
+    if root is not None:
+        _remove(_v1_group(root, unit), patience=0)
 
 
 def _move(pids: list[int], group: str) -> None:

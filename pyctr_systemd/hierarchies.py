@@ -36,12 +36,15 @@ def unmanaged(found: list[cgroups.CgroupMount]) -> list[cgroups.CgroupMount]:
     ]
 
 
-def join(pid: int, cpus: str | None = None, mems: str | None = None) -> None:
+def join(
+    pid: int, paths: dict[str, str] | None = None, cpus: str | None = None, mems: str | None = None
+) -> None:
     """Put a process of a container, already in its unit, into the unit's groups of the
-    hierarchies systemd leaves alone; cpus and mems set the cpuset there (else the host's)."""
+    hierarchies systemd leaves alone; cpus and mems set the cpuset there (else the host's).
+    paths: the process's cgroups (cgroups.of_pid), if the caller has read them already."""
     if cgroups.is_unified():
         return
-    group = cgroups.unit_cgroup(cgroups.of_pid(pid))
+    group = cgroups.unit_cgroup(paths if paths is not None else cgroups.of_pid(pid))
     if not group or group == "/":
         return
     for m, directory in _groups(group):
@@ -70,14 +73,15 @@ def _groups(group: str) -> list[tuple[cgroups.CgroupMount, str]]:
 
 
 def _make(m: cgroups.CgroupMount, directory: str) -> None:
-    """The group's directory and its parents; a cpuset level with no CPUs or memory nodes
-    yet gets its parent's, as a task may not join an empty cpuset. Slices stay when the
-    container goes, as systemd's do: other containers may be entering them."""
+    """The group's directory and its parents; a parent cpuset level with no CPUs or memory
+    nodes yet gets its own parent's, as a task may not join an empty cpuset (join sets the
+    group's own). Slices stay when the container goes, as systemd's do: other containers may
+    be entering them."""
     path = m.mountpoint
     for part in directory[len(m.mountpoint) :].strip("/").split("/"):
         path = os.path.join(path, part)
         os.makedirs(path, exist_ok=True)
-        if "cpuset" in m.controllers():
+        if path != directory and "cpuset" in m.controllers():
             for name in ("cpuset.cpus", "cpuset.mems"):
                 if not cgroups.read(os.path.join(path, name)).strip():
                     write(os.path.join(path, name), _parent(path, name))

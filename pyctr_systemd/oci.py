@@ -355,13 +355,14 @@ def kill(store: Store, container_id: str, sig: int, all_processes: bool = False)
         return
     record = store.load(container_id)
     bus = Systemd()
-    if _status(store, record) != "stopped":
+    stopped = _status(store, record) == "stopped"
+    if stopped and bus.invocation(record.unit) != record.invocation:
+        return  # its unit is gone, or another container's now
+    try:
         bus.kill(record.unit, "all", sig)
-    elif bus.invocation(record.unit) == record.invocation:  # else gone, or another container's now
-        try:
-            bus.kill(record.unit, "all", sig)
-        except SystemdError:
-            pass  # it ended meanwhile
+    except SystemdError:
+        if not stopped:
+            raise  # a stopped container's unit may end meanwhile
 
 
 def _signal_init(record: Record, sig: int) -> None:

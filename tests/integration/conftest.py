@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from shutil import which as shutil_which
 from typing import Any
@@ -92,6 +93,52 @@ def container_cgroup_file(pid: int, controller: str, v1: str, v2: str) -> str:
         if controllers == "" and v2 and Path("/sys/fs/cgroup/cgroup.controllers").exists():
             return Path("/sys/fs/cgroup", path.lstrip("/"), v2).read_text().strip()
     raise AssertionError(f"no {controller} cgroup for process {pid}")
+
+
+RUN_LIMITS = ("-m", "64m", "--pids-limit", "50", "--cpus", "0.5")
+
+
+def assert_run_limits(pid: int) -> str:
+    """What an engine's `run` with RUN_LIMITS put in the container's cgroup, v1 or v2; the
+    CPU quota as the cgroup file shows it."""
+    assert container_cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max") == str(64 << 20)
+    assert container_cgroup_file(pid, "pids", "pids.max", "pids.max") == "50"
+    quota = container_cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max")
+    assert quota == ("50000 100000" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "50000")
+    return quota
+
+
+def wait_until(read: Callable[[], object], wanted: object, what: str, within: float = 30) -> None:
+    """Poll read() until it gives `wanted`; fail saying what it gave last."""
+    deadline = time.monotonic() + within
+    while (found := read()) != wanted:
+        assert time.monotonic() < deadline, f"{what} is {found!r}, not {wanted!r} after {within:.0f} s"
+        time.sleep(0.1)
+
+
+def fetch(url: str, within: float = 20) -> bytes:
+    """The body at `url` once something answers there (a port an engine has just published)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return bytes(reply.read())
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+            time.sleep(0.2)
+
+
+class EngineClient:
+    """What docker's and podman's command lines share: `inspect --format`, and waiting on it."""
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        raise NotImplementedError
+
+    def inspect(self, name: str, template: str) -> str:
+        return self("inspect", "--format", template, name).stdout.strip()
+
+    def wait_for(self, name: str, template: str, wanted: str, within: float = 30) -> None:
+        wait_until(lambda: self.inspect(name, template), wanted, f"{name}: {template}", within)
 
 
 def wait_for_line(process: subprocess.Popen[str], expected: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import container_cgroup_file, oci_archive, runtime_wrapper
+from tests.integration.conftest import container_cgroup_file, oci_archive, runtime_wrapper, wait_until
 
 HOME = Path("/run/pyctr-test-containerd")
 IMAGE = "localhost/pyctr-busybox:1"
@@ -138,9 +138,9 @@ class Ctr:
     def cleanup(self, *ids: str) -> None:
         for cid in ids:
             self.c.ctr("task", "kill", "--signal", "SIGKILL", cid, check=False)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 20  # a task just killed is deleted once it has ended
             while self.c.ctr("task", "delete", cid, check=False).returncode != 0:
-                if "not found" in self.c.ctr("task", "ls", check=False).stdout or time.monotonic() > deadline:
+                if task_status(self.c, cid) == "" or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
             self.c.ctr("containers", "delete", cid, check=False)
@@ -164,10 +164,7 @@ def task_status(c: Containerd, cid: str) -> str:
 
 
 def wait_status(c: Containerd, cid: str, wanted: str) -> None:
-    deadline = time.monotonic() + 30
-    while (found := task_status(c, cid)) != wanted:
-        assert time.monotonic() < deadline, f"{cid} is {found!r}, not {wanted!r}"
-        time.sleep(0.1)
+    wait_until(lambda: task_status(c, cid), wanted, f"task {cid}")
 
 
 def test_ctr_run_prints_and_exits_with_the_status(ctr: Ctr) -> None:
@@ -302,11 +299,10 @@ class Cri:
         return int(json.loads(self.status(cid).info["info"])["pid"])
 
     def wait_exited(self, cid: str) -> Any:
-        deadline = time.monotonic() + 30
-        while (status := self.status(cid).status).state != self.pb.CONTAINER_EXITED:
-            assert time.monotonic() < deadline, f"{cid} did not exit"
-            time.sleep(0.1)
-        return status
+        wait_until(
+            lambda: self.status(cid).status.state, self.pb.CONTAINER_EXITED, f"container {cid}'s state"
+        )
+        return self.status(cid).status
 
     def log(self, name: str) -> list[str]:
         """The container's output lines, from the CRI's log format (time stream tag line)."""

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,16 @@ from pathlib import Path
 import pytest
 
 from pyctr_systemd import freezer
-from tests.integration.conftest import container_cgroup_file, image_tarball, runtime_wrapper
+from tests.integration.conftest import (
+    RUN_LIMITS,
+    EngineClient,
+    assert_run_limits,
+    container_cgroup_file,
+    fetch,
+    image_tarball,
+    runtime_wrapper,
+    wait_until,
+)
 
 IMAGE = "pyctr-busybox"
 HOME = Path("/run/pyctr-test-docker")
@@ -30,7 +38,7 @@ RUNTIMES = ("pyctr", "runc")
 CLIENT = "/usr/bin/docker"  # Debian's client, whatever else is on PATH
 
 
-class Docker:
+class Docker(EngineClient):
     def __init__(self, home: Path, runtime: str = "pyctr") -> None:
         self.home, self.runtime = home, runtime
         self.env = {
@@ -53,15 +61,6 @@ class Docker:
     def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """`docker run --runtime RUNTIME ARGS`; ARGS end with the image and command."""
         return self("run", "--runtime", self.runtime, *args, check=check, timeout=timeout)
-
-    def inspect(self, name: str, template: str) -> str:
-        return self("inspect", "--format", template, name).stdout.strip()
-
-    def wait_for(self, name: str, template: str, wanted: str, within: float = 30) -> None:
-        deadline = time.monotonic() + within
-        while (found := self.inspect(name, template)) != wanted:
-            assert time.monotonic() < deadline, f"{name}: {template} is {found!r}, not {wanted!r}"
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +129,7 @@ def test_detached_logs_ps_top_exec_stop(docker: Docker) -> None:
     docker.run("-d", "--name", "bg", IMAGE, "sh", "-c", "echo started; exec sleep 1000")
     try:
         docker.wait_for("bg", "{{.State.Running}}", "true")
-        deadline = time.monotonic() + 10
-        while docker("logs", "bg").stdout != "started\n":
-            assert time.monotonic() < deadline, "no log line"
-            time.sleep(0.1)
+        wait_until(lambda: docker("logs", "bg").stdout, "started\n", "bg's log", within=10)
         assert "bg" in docker("ps", "--format", "{{.Names}}").stdout.split()
         assert "sleep 1000" in docker("top", "bg").stdout
         assert docker("exec", "bg", "cat", "/proc/1/cmdline").stdout == "sleep\x001000\x00"
@@ -201,16 +197,10 @@ def test_pause_and_unpause(docker: Docker) -> None:
 
 
 def test_limits_and_update(docker: Docker) -> None:
-    docker.run(
-        "-d", "--name", "lim", "-m", "64m", "--pids-limit", "50", "--cpus", "0.5", IMAGE, "sleep", "1000"
-    )
+    docker.run("-d", "--name", "lim", *RUN_LIMITS, IMAGE, "sleep", "1000")
     try:
         pid = int(docker.inspect("lim", "{{.State.Pid}}"))
-        assert container_cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max") == str(64 << 20)
-        assert container_cgroup_file(pid, "pids", "pids.max", "pids.max") == "50"
-        v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-        quota = container_cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max")
-        assert quota == ("50000 100000" if v2 else "50000")
+        quota = assert_run_limits(pid)
         docker("update", "-m", "128m", "--memory-swap", "256m", "--pids-limit", "80", "lim")
         assert container_cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max") == str(128 << 20)
         assert container_cgroup_file(pid, "pids", "pids.max", "pids.max") == "80"
@@ -274,15 +264,7 @@ def test_networks_none_bridge_container_and_a_published_port(docker: Docker, tmp
                "mkdir /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www")  # fmt: skip
     try:
         port = docker("port", "web", "80").stdout.split(":")[-1].strip()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
-                    assert reply.read() == b"served\n"
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the published port never answered"
-                time.sleep(0.2)
+        assert fetch(f"http://127.0.0.1:{port}/") == b"served\n"
         mine = docker("exec", "web", "readlink", "/proc/self/ns/net").stdout
         joined = docker.run("--rm", "--network", "container:web", IMAGE, "readlink", "/proc/self/ns/net")
         assert joined.stdout == mine

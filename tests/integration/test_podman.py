@@ -12,14 +12,24 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import container_cgroup_file, image_tarball, runtime_wrapper, show, systemctl
+from tests.integration.conftest import (
+    RUN_LIMITS,
+    EngineClient,
+    assert_run_limits,
+    container_cgroup_file,
+    fetch,
+    image_tarball,
+    runtime_wrapper,
+    show,
+    systemctl,
+    wait_until,
+)
 
 IMAGE = "localhost/pyctr-busybox"
 
@@ -227,7 +237,7 @@ def test_generate_systemd_runs_the_container_as_a_service(podman: Podman) -> Non
 RUNTIMES = ("pyctr", "runc")
 
 
-class On:
+class On(EngineClient):
     """podman with one runtime: `podman --runtime R ...`."""
 
     def __init__(self, podman: Podman, runtime: str) -> None:
@@ -235,15 +245,6 @@ class On:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.podman("--runtime", self.runtime, *args, check=check)
-
-    def inspect(self, name: str, template: str) -> str:
-        return self("inspect", "--format", template, name).stdout.strip()
-
-    def wait_for(self, name: str, template: str, wanted: str) -> None:
-        deadline = time.monotonic() + 30
-        while (found := self.inspect(name, template)) != wanted:
-            assert time.monotonic() < deadline, f"{name}: {template} is {found!r}, not {wanted!r}"
-            time.sleep(0.1)
 
 
 @pytest.fixture(params=RUNTIMES)
@@ -268,10 +269,7 @@ def test_logs_top_signals_and_a_restart_policy(on: On) -> None:
     )
     on("run", "-d", "--name", "again", "--restart", "on-failure:2", IMAGE, "sh", "-c", "exit 1")
     try:
-        deadline = time.monotonic() + 10
-        while on("logs", "bg").stdout != "started\n":
-            assert time.monotonic() < deadline, "no log line"
-            time.sleep(0.1)
+        wait_until(lambda: on("logs", "bg").stdout, "started\n", "bg's log", within=10)
         assert "sleep 1" in on("top", "bg").stdout
         on("kill", "--signal", "USR1", "bg")
         on.wait_for("bg", "{{.State.Status}} {{.State.ExitCode}}", "exited 42")
@@ -281,28 +279,10 @@ def test_logs_top_signals_and_a_restart_policy(on: On) -> None:
 
 
 def test_limits_and_update(on: On) -> None:
-    on(
-        "run",
-        "-d",
-        "--name",
-        "lim",
-        "-m",
-        "64m",
-        "--pids-limit",
-        "50",
-        "--cpus",
-        "0.5",
-        IMAGE,
-        "sleep",
-        "1000",
-    )
+    on("run", "-d", "--name", "lim", *RUN_LIMITS, IMAGE, "sleep", "1000")
     try:
         pid = int(on.inspect("lim", "{{.State.Pid}}"))
-        assert container_cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max") == str(64 << 20)
-        assert container_cgroup_file(pid, "pids", "pids.max", "pids.max") == "50"
-        v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-        quota = container_cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max")
-        assert quota == ("50000 100000" if v2 else "50000")
+        assert_run_limits(pid)
         on("update", "--cpus", "0.25", "--cpuset-cpus", "0", "lim")
         assert container_cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max").split()[0] == "25000"
         assert "Cpus_allowed_list:\t0\n" in Path(f"/proc/{pid}/status").read_text()
@@ -346,15 +326,7 @@ def test_networks_bridge_container_and_a_published_port(on: On) -> None:
        "mkdir /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www")  # fmt: skip
     try:
         port = on("port", "web", "80").stdout.split(":")[-1].strip()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
-                    assert reply.read() == b"served\n"
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the published port never answered"
-                time.sleep(0.2)
+        assert fetch(f"http://127.0.0.1:{port}/") == b"served\n"
         fetched = on("run", "--rm", "--network", "container:web", IMAGE, "wget", "-qO-", "http://127.0.0.1/")
         assert fetched.stdout == "served\n"
     finally:

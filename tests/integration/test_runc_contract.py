@@ -7,16 +7,16 @@ podman match in runc's errors (README, "What engines expect of the runtime").
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.cli import pyctr, run_to_end
-from tests.integration.conftest import Bundle, show
+from tests.integration.conftest import Bundle, show, wait_until
 from tests.integration.test_oci_lifecycle import new_id, ok, wait_status
 
 RUNC_ROOT = "/run/pyctr-test-runc"
@@ -73,10 +73,7 @@ def codes(found: dict[str, tuple[int, str]]) -> tuple[bool, bool]:
 
 def wait_stopped(both: Both) -> None:
     for name in both.ids:
-        deadline = time.monotonic() + 10
-        while both.state(name) != "stopped":
-            assert time.monotonic() < deadline, f"{name}'s container never stopped"
-            time.sleep(0.05)
+        wait_until(functools.partial(both.state, name), "stopped", f"{name}'s container", within=10)
 
 
 def test_kill_of_a_container_that_ended(both: Both) -> None:
