@@ -495,12 +495,16 @@ def exec_process(
         raise InvalidState(f"cannot exec in container {container_id}: it is not running")
     if process.terminal and not console_socket:
         raise InvalidArgument("a terminal for exec needs --console-socket")
+    namespaces = _namespaces_of(record.pid)
     launch = LaunchSpec(
-        rootfs="",
+        # A container in pyctr's mount namespace is only chrooted: join its root the same way.
+        rootfs=""
+        if any(flag == spec.NAMESPACES["mount"] for flag, _ in namespaces)
+        else f"/proc/{record.pid}/root",
         argv=process.args,
         env=process.env,
         cwd=process.cwd,
-        namespaces=_namespaces_of(record.pid),
+        namespaces=namespaces,
         uid=process.uid,
         gid=process.gid,
         additional_gids=process.additional_gids,

@@ -359,9 +359,27 @@ def _namespaces(value: object) -> tuple[tuple[int, str], ...]:
         if ns_path and not ns_path.startswith("/"):
             raise SpecError(f"{path}.path", "must be an absolute path")
         result.append((NAMESPACES[kind], ns_path))
-    if sc.CLONE_NEWNS not in {k for k, _ in result}:
-        raise SpecError("linux.namespaces", "pyctr needs a mount namespace for the container's root")
     return tuple(result)
+
+
+def _refuse_host_mounts(c: Config, linux: dict[str, object]) -> None:
+    """Without a mount namespace of its own the container shares the runtime's, and pyctr
+    only chroots into root.path: whatever the config would mount or make in the root would
+    be done in the host's mount namespace, so it is refused, not done; so is what needs the
+    container's own /dev or /proc (a console, an AppArmor profile)."""
+    fields = {
+        "process.terminal": c.process.terminal,
+        "process.apparmorProfile": bool(c.process.apparmor_profile),
+        "mounts": bool(c.mounts),
+        "root.readonly": c.root_readonly,
+        "linux.maskedPaths": bool(c.masked_paths),
+        "linux.readonlyPaths": bool(c.readonly_paths),
+        "linux.devices": bool(c.devices),
+        "linux.rootfsPropagation": "rootfsPropagation" in linux,
+    }
+    for field, asked in fields.items():
+        if asked:
+            raise SpecError(field, "needs a mount namespace (linux.namespaces has no mount entry)")
 
 
 def _size(value: object, path: str) -> int:
@@ -608,6 +626,8 @@ def parse(data: object, bundle: str) -> Config:
     if propagation not in ROOTFS_PROPAGATION:
         raise SpecError("linux.rootfsPropagation", f"unknown propagation {propagation!r}")
     c.propagation = ROOTFS_PROPAGATION[propagation]
+    if sc.CLONE_NEWNS not in made:
+        _refuse_host_mounts(c, linux)
     c.cgroups_path = _str(linux.get("cgroupsPath", ""), "linux.cgroupsPath")
     c.seccomp = _seccomp(linux.get("seccomp"), c.process.capabilities.bounding)
     for key in ("intelRdt", "mountLabel", "personality"):

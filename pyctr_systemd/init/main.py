@@ -34,6 +34,7 @@ from stat import S_ISDIR
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import LaunchError
 from pyctr_systemd.init import identity, launch, rootfs, sync
+from pyctr_systemd.mounts import MS_SLAVE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,11 +118,11 @@ def _run(spec: LaunchSpec, channel: sync.Channel, outcome: _Outcome) -> None:
     _prepare(spec, ns_fds, setup)
     channel.report(sync.PREPARED)
     seccomp = channel.wait_go()
-    _go(spec, ns_fds, setup, channel)
+    host_proc = _go(spec, ns_fds, setup, channel)
     _create(spec, last_cap, seccomp, console, outcome)
     channel.report(sync.CREATED)
     outcome.created = True
-    _wait_for_start(fifo, channel)
+    _wait_for_start(fifo, channel, host_proc)
     identity.finish(spec, seccomp)
     _run_hooks(spec, spec.start_container_hooks, "running")
     _reset_for_exec(channel.to_parent)
@@ -133,16 +134,23 @@ def _run(spec: LaunchSpec, channel: sync.Channel, outcome: _Outcome) -> None:
         raise
 
 
-def _go(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, channel: sync.Channel) -> None:
+def _go(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, channel: sync.Channel) -> int:
     """In the unit: the cgroup namespace and mounts, createContainer hooks, the root entered,
-    and only then a pid namespace to join."""
-    new_root = spec.namespace(sc.CLONE_NEWNS) == ""
+    and only then a pid namespace to join. Returns the host's /proc where the root has none
+    (a chroot), for the exec fifo, else -1."""
+    host_proc = -1
+    new_root = _builds_root(spec)
     _enter_namespaces(spec, ns_fds, (sc.CLONE_NEWCGROUP,))  # rooted at the unit's cgroup
     if new_root:
         rootfs.execute(rootfs.late_plan(spec), setup)
     _run_hooks(spec, spec.create_container_hooks, "created")
     if new_root:
         _enter_root(spec, setup.root.fd)
+    elif spec.rootfs:
+        # The runtime's mount namespace, shared: pivot_root or a move onto / would change
+        # the host's root, so only this process's root changes (runc chroots here too).
+        host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.chroot(spec.rootfs)
     if sc.CLONE_NEWPID in ns_fds:
         pid = _fork_into(ns_fds.pop(sc.CLONE_NEWPID), channel)
         if spec.hook_state is not None:
@@ -151,9 +159,10 @@ def _go(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup, channel: 
             setup.close()  # the host's /dev/null went with the old root: use the container's
             rootfs.execute(rootfs.proc_plan(spec), setup)
     setup.close()
-    if new_root:
+    if spec.rootfs:
         os.makedirs(spec.cwd, exist_ok=True)  # as runc does for process.cwd
     os.chdir(spec.cwd)  # first: a relative command is found from here, as runc finds it
+    return host_proc
 
 
 def _create(
@@ -185,7 +194,7 @@ def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup) -> N
                 f"container setup failed: cannot set process.oomScoreAdj {spec.oom_score_adj}: {e.strerror}"
             ) from None
     _enter_namespaces(spec, ns_fds, NAMESPACE_ORDER)
-    if spec.namespace(sc.CLONE_NEWNS) == "":
+    if _builds_root(spec):
         setup.use_host_null()
         rootfs.execute(rootfs.plan(spec, proc_later=sc.CLONE_NEWPID in ns_fds), setup)
     if spec.hostname:
@@ -196,6 +205,12 @@ def _prepare(spec: LaunchSpec, ns_fds: dict[int, int], setup: rootfs.Setup) -> N
             f.write(value)
     if spec.namespace(sc.CLONE_NEWNET) == "":
         sc.set_loopback_up()
+
+
+def _builds_root(spec: LaunchSpec) -> bool:
+    """A container's root is built, and pivoted into, in the mount namespace it makes or joins
+    (as runc does in a joined one); `exec` joins a container's root already built (no rootfs)."""
+    return bool(spec.rootfs) and spec.namespace(sc.CLONE_NEWNS) is not None
 
 
 def _open_namespaces(spec: LaunchSpec) -> dict[int, int]:
@@ -221,8 +236,14 @@ def _enter_namespaces(spec: LaunchSpec, fds: dict[int, int], stage: tuple[int, .
 def _enter_root(spec: LaunchSpec, root: int) -> None:
     os.fchdir(root)  # the root made: not whatever its path names now
     if spec.pivot:
-        # pivot_root(".", ".") stacks the old root under the new one; detach it.
+        # pivot_root(".", ".") stacks the old root on the new one; detach it, once it is a
+        # slave: detaching a root still shared with the host would unmount the host's mounts.
+        # Through a fd of its own: "." names the new root to mount(2), the stacked one to umount(2).
+        old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         sc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        os.close(old_root)
+        sc.mount(None, ".", None, sc.MS_REC | MS_SLAVE)
         sc.umount(".", sc.MNT_DETACH)
     else:
         sc.mount(".", "/", None, sc.MS_MOVE)
@@ -324,15 +345,20 @@ def _run_hooks(spec: LaunchSpec, hooks: tuple[Hook, ...], status: str) -> None:
         run_all(hooks, {**(spec.hook_state or {}), "status": status})
 
 
-def _wait_for_start(fifo: int, channel: sync.Channel) -> None:
+def _wait_for_start(fifo: int, channel: sync.Channel, host_proc: int) -> None:
     if fifo >= 0:
         # Blocks until `pyctr start` opens the fifo for reading.
-        fd = os.open(rootfs.fd_path(fifo), os.O_WRONLY | os.O_CLOEXEC)
+        if host_proc >= 0:
+            fd = os.open(f"self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=host_proc)
+        else:
+            fd = os.open(rootfs.fd_path(fifo), os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo)
     else:
         channel.wait(sync.START)
+    if host_proc >= 0:
+        os.close(host_proc)
 
 
 def _reset_for_exec(keep_fd: int) -> None:

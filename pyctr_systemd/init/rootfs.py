@@ -311,6 +311,26 @@ class MakeDir(_Op):
         os.mkdir(self.path, self.mode)
 
 
+class MakeParentPrivate(_Op):
+    """The mount that holds `path` (a host path of the config's, as for Mount) made private."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def execute(self, setup: Setup) -> None:
+        path = self.path
+        while True:
+            try:
+                sc.mount(None, path, None, sc.MS_PRIVATE)
+                return
+            except OSError as e:  # EINVAL: not a mount point; its parent directory may be
+                if e.errno != errno.EINVAL or path == "/":
+                    raise
+            path = os.path.dirname(path)
+
+
 class OpenRoot(_Op):
     """From here on, paths are inside the root at `path`."""
 
@@ -554,7 +574,18 @@ class ReadOnly(_Op):
             os.close(target)
 
 
-Op = Mount | MakeDir | OpenRoot | ContainerMount | CgroupMount | MakeNode | Symlink | Mask | ReadOnly
+Op = (
+    Mount
+    | MakeDir
+    | MakeParentPrivate
+    | OpenRoot
+    | ContainerMount
+    | CgroupMount
+    | MakeNode
+    | Symlink
+    | Mask
+    | ReadOnly
+)
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -573,11 +604,14 @@ def plan(spec: LaunchSpec, proc_later: bool = False) -> list[Op]:
     exists. With proc_later, /proc and what lies below it wait for proc_plan."""
     r = spec.rootfs
     dev = f"{r}/dev"
-    # pivot_root refuses a shared parent mount, and an unbindable rootfs cannot be bound onto
-    # itself: those come after the root is entered (init.main).
-    after_entering = MS_SHARED | MS_UNBINDABLE
-    first = spec.propagation if not spec.propagation & after_entering else sc.MS_REC | MS_SLAVE
+    # An unbindable rootfs cannot be bound onto itself: that comes after the root is entered
+    # (init.main). A shared one stays in the host's peer groups, as runc keeps it, so that
+    # a shared volume propagates both ways; but the mount holding the rootfs is made
+    # private, or the rootfs bind below would show on the host and pivot_root would refuse it.
+    first = spec.propagation if not spec.propagation & MS_UNBINDABLE else sc.MS_REC | MS_SLAVE
     ops: list[Op] = [Mount(None, "/", None, first)]
+    if first & MS_SHARED:
+        ops.append(MakeParentPrivate(r))
     if spec.ephemeral:
         # An overlay over pyctr's own rootfs, its upper layer on a tmpfs that sits on
         # the rootfs's /dev (any directory of it would do: the overlay hides it).

@@ -11,7 +11,7 @@ import pytest
 
 from pyctr_systemd import cgroups
 from tests.cli import pyctr
-from tests.integration.conftest import STATE_ROOT, Bundle, cgroup_file, show, systemctl
+from tests.integration.conftest import STATE_ROOT, Bundle, cgroup_file, show, systemctl, wait_until
 from tests.integration.test_oci_lifecycle import new_id, ok, refused
 
 
@@ -479,3 +479,30 @@ def test_start_container_hook_alone_and_a_relative_command_from_cwd(oci_bundle: 
     assert done.returncode == 0, done.stderr
     first, state = done.stdout.split("\n", 1)
     assert first == "entry in /app" and json.loads(state)["status"] == "running"
+
+
+def test_without_a_mount_namespace_the_container_shares_the_runtimes(oci_bundle: Bundle) -> None:
+    """An absent namespace type is inherited (runtime-spec): the container is in pyctr's
+    mount namespace, chrooted into root.path, and `exec` joins that root too. Anything to
+    mount there is refused, as it would be mounted on the host."""
+    oci_bundle.linux["namespaces"] = [ns for ns in oci_bundle.linux["namespaces"] if ns["type"] != "mount"]
+    cid = new_id()
+    oci_bundle.write("sh", "-c", "echo written > /by-the-container; exec sleep 100")
+    refusal = refused("run", "-d", "--bundle", str(oci_bundle.path), cid)
+    assert (
+        refusal == "pyctr: config.json: mounts: needs a mount namespace (linux.namespaces has no mount entry)"
+    )
+    for key in ("maskedPaths", "readonlyPaths"):
+        del oci_bundle.linux[key]
+    oci_bundle.config["mounts"] = []
+    oci_bundle.write()
+    ok("run", "-d", "--bundle", str(oci_bundle.path), cid)
+    try:
+        pid = int(json.loads(ok("state", cid))["pid"])
+        assert os.stat(f"/proc/{pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino
+        assert os.readlink(f"/proc/{pid}/root") == str(oci_bundle.rootfs)
+        written = oci_bundle.rootfs / "by-the-container"
+        wait_until(written.exists, True, str(written), within=10)
+        assert ok("exec", cid, "cat", "/by-the-container") == "written\n"
+    finally:
+        ok("delete", "--force", cid)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +189,84 @@ def test_first_call_after_the_bus_restarts(oci_bundle: Bundle) -> None:
             subprocess.run(["systemctl", verb, "dbus.service"], check=True, timeout=60, capture_output=True)
         done = pyctr("run", "--bundle", str(oci_bundle.path), new_id())
         assert done.returncode == 0, done.stderr
+
+
+# --- runtime-spec conformance, runc as the control --------------------------------------------
+
+
+def test_a_joined_mount_namespace_is_pivoted_into_root_path(oci_bundle: Bundle) -> None:
+    """A mount namespace given by path is joined, and the container's root is still root.path,
+    with its mounts made in that namespace (the holder's tmpfs shows it was joined)."""
+    (oci_bundle.rootfs / "mnt").mkdir(exist_ok=True)
+    (oci_bundle.rootfs / "marker").write_text("the bundle's rootfs\n")
+    others = [ns for ns in oci_bundle.linux["namespaces"] if ns["type"] != "mount"]
+    found = {}
+    for name, run in RUNTIMES.items():
+        script = f"mount -t tmpfs joined-{name} {oci_bundle.rootfs}/mnt && echo ready && exec sleep 120"
+        holder = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+            oci_bundle.linux["namespaces"] = [
+                *others,
+                {"type": "mount", "path": f"/proc/{holder.pid}/ns/mnt"},
+            ]
+            oci_bundle.write("sh", "-c", "cat /marker; grep -o 'joined-[a-z]*' /proc/self/mountinfo")
+            done = run("run", "--bundle", str(oci_bundle.path), new_id())
+            found[name] = (done.returncode, done.stdout.splitlines()[:2], done.stderr)
+        finally:
+            holder.kill()
+            holder.wait()
+    for name in RUNTIMES:
+        assert found[name] == (0, ["the bundle's rootfs", f"joined-{name}"], ""), found
+    assert "joined-" not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_a_shared_volume_propagates_both_ways_under_rshared(oci_bundle: Bundle, tmp_path: Path) -> None:
+    """docker's `-v SRC:DST:rshared` sets rootfsPropagation rshared: the container's mounts in
+    the volume reach the host, and the host's reach the running container."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "pyctr-test-shared", str(shared)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        vol = {"destination": "/vol", "type": "bind", "source": str(shared), "options": ["rbind", "rshared"]}
+        oci_bundle.config["mounts"].append(vol)
+        oci_bundle.linux["rootfsPropagation"] = "rshared"
+        del oci_bundle.linux["seccomp"]  # which refuses mount(2)
+        for kind in ("bounding", "effective", "permitted"):
+            oci_bundle.process["capabilities"][kind].append("CAP_SYS_ADMIN")
+        for name in RUNTIMES:
+            for direction in ("out", "in"):
+                (shared / name / direction).mkdir(parents=True)
+        found = {name: _mount_both_ways(oci_bundle, name, shared / name) for name in RUNTIMES}
+    finally:
+        subprocess.run(["umount", "--recursive", str(shared)], check=True)
+    for name in RUNTIMES:
+        assert found[name] == (True, (0, "from the host\n", "")), found
+
+
+def _mount_both_ways(bundle: Bundle, name: str, where: Path) -> tuple[bool, tuple[int, str, str]]:
+    """(the container's mount in the volume showed on the host, the container's run)"""
+    bundle.write(
+        "sh",
+        "-c",
+        f"mount -t tmpfs from-the-container /vol/{name}/out\n"
+        f"for i in $(seq 100); do [ -e /vol/{name}/in/marker ] && break; sleep 0.1; done\n"
+        f"cat /vol/{name}/in/marker",
+    )
+    result: list[subprocess.CompletedProcess[str]] = []
+    runner = threading.Thread(
+        target=lambda: result.append(RUNTIMES[name]("run", "--bundle", str(bundle.path), new_id()))
+    )
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not (seen := os.path.ismount(where / "out")) and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subprocess.run(["mount", "-t", "tmpfs", "from-the-host", str(where / "in")], check=True)
+    (where / "in/marker").write_text("from the host\n")
+    runner.join()
+    return seen, (result[0].returncode, result[0].stdout, result[0].stderr)

@@ -15,6 +15,7 @@ from pyctr_systemd.init.rootfs import (
     ContainerMount,
     MakeDir,
     MakeNode,
+    MakeParentPrivate,
     Mask,
     Mount,
     OpenRoot,
@@ -118,11 +119,21 @@ def test_the_root_is_opened_after_its_own_mount() -> None:
     assert all(isinstance(op, Mount) for op in ops[:2])
 
 
-def test_shared_root_propagation_starts_as_slave() -> None:
-    assert plan(launch(propagation=REC | mounts.MS_SHARED))[0] == Mount(
+def test_shared_root_propagation_keeps_the_hosts_peers_but_not_for_the_rootfs() -> None:
+    # Shared, as runc keeps it: a shared volume then propagates both ways. The mount under
+    # the rootfs goes private before the rootfs is bound, which must not show on the host.
+    assert plan(launch(propagation=REC | mounts.MS_SHARED))[:3] == [
+        Mount(None, "/", None, REC | mounts.MS_SHARED),
+        MakeParentPrivate("/r"),
+        Mount("/r", "/r", None, sc.MS_BIND | REC),
+    ]
+    assert plan(launch(propagation=REC | mounts.MS_SLAVE))[:2] == [
+        Mount(None, "/", None, REC | mounts.MS_SLAVE),
+        Mount("/r", "/r", None, sc.MS_BIND | REC),
+    ]
+    assert plan(launch(propagation=REC | mounts.MS_UNBINDABLE))[0] == Mount(
         None, "/", None, REC | mounts.MS_SLAVE
     )
-    assert plan(launch(propagation=REC | mounts.MS_SLAVE))[0] == Mount(None, "/", None, REC | mounts.MS_SLAVE)
 
 
 def test_mounts_come_in_config_order() -> None:

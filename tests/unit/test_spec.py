@@ -739,7 +739,16 @@ U64 = "0 to 18446744073709551615"
         ("annotations", [], "annotations: must be an object"),
         ("annotations", {"a": 1}, "annotations.a: must be a string"),
         ("linux", [], "linux: must be an object"),
-        ("linux", {}, "linux.namespaces: pyctr needs a mount namespace for the container's root"),
+        (
+            "linux",
+            {"maskedPaths": ["/x"]},
+            "linux.maskedPaths: needs a mount namespace (linux.namespaces has no mount entry)",
+        ),
+        (
+            "linux",
+            {"rootfsPropagation": "rprivate"},
+            "linux.rootfsPropagation: needs a mount namespace (linux.namespaces has no mount entry)",
+        ),
         ("linux.namespaces", {}, "linux.namespaces: must be a list"),
         ("linux.namespaces", ["mount"], "linux.namespaces[0]: must be an object"),
         ("linux.namespaces", [{"path": "/x"}], "linux.namespaces[0].type: must be a string"),
@@ -764,11 +773,6 @@ U64 = "0 to 18446744073709551615"
             "linux.namespaces",
             [{"type": "mount", "path": "ns"}],
             "linux.namespaces[0].path: must be an absolute path",
-        ),
-        (
-            "linux.namespaces",
-            [{"type": "pid"}, {"type": "network"}],
-            "linux.namespaces: pyctr needs a mount namespace for the container's root",
         ),
         ("linux.resources", [], "linux.resources: must be an object"),
         ("linux.resources.memory", 5, "linux.resources.memory: must be an object"),
@@ -1134,3 +1138,24 @@ def test_sysctls_of_a_joined_host_namespace_are_refused() -> None:
     )
     put(data, "linux.namespaces", [{"type": "network"}, {"type": "mount"}])
     spec.refuse_host_sysctls(parse(data))  # its own: fine
+
+
+def test_without_a_mount_namespace_the_runtimes_is_shared() -> None:
+    # Absent types are inherited (runtime-spec): the root is only chrooted into, so nothing
+    # may be mounted or made in it, which would happen in the host's mount namespace.
+    data = put(minimal(), "linux.namespaces", [{"type": "pid"}])
+    assert parse(data).namespaces == ((sc.CLONE_NEWPID, ""),)
+    assert (
+        launcher.LaunchSpec(rootfs="/r", argv=("sh",), env=(), namespaces=()).namespace(sc.CLONE_NEWNS)
+        is None
+    )
+    refusals = {
+        "mounts": [{"destination": "/p", "type": "proc", "source": "proc"}],
+        "root.readonly": True,
+        "linux.readonlyPaths": ["/proc/sys"],
+        "linux.devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3}],
+    }
+    for field, value in refusals.items():
+        assert error(put(put(minimal(), "linux.namespaces", []), field, value)) == (
+            f"config.json: {field}: needs a mount namespace (linux.namespaces has no mount entry)"
+        )
