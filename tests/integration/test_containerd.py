@@ -374,3 +374,35 @@ def test_cri_exited_and_oom_killed_containers_show_why(cri: Cri) -> None:
     assert (done.exit_code, done.reason) == (3, "Error")
     eaten = cri.wait_exited(cri.container(pod, "eater", "tail", "/dev/zero", memory=32 << 20))
     assert (eaten.exit_code, eaten.reason) == (137, "OOMKilled")
+
+
+def test_cri_exec_in_a_terminal(cri: Cri) -> None:
+    """`crictl exec -it`: Exec answers with a URL on containerd's streaming server, where the
+    client speaks kubectl's channel protocol over a WebSocket (v4.channel.k8s.io): stdin on
+    channel 0, the terminal's output on 1, the exit status on 3, the terminal's size on 4."""
+    import websocket
+
+    pb = cri.pb
+    cid = cri.container(cri.pod("tty"), "app", "sleep", "1000")
+    request = pb.ExecRequest(container_id=cid, cmd=["sh"], tty=True, stdin=True, stdout=True)
+    url = cri.runtime.Exec(request).url
+    assert url.startswith("http://127.0.0.1:"), url  # the streaming server stays on loopback
+    ws = websocket.create_connection("ws" + url[4:], subprotocols=["v4.channel.k8s.io"], timeout=30)
+    output, status = b"", {}
+    try:
+        ws.send_binary(b"\x04" + json.dumps({"Width": 100, "Height": 30}).encode())
+        ws.send_binary(b"\x00tty; stty size; echo $((6 * 7)); exit 3\n")
+        while (frame := ws.recv_data())[0] != websocket.ABNF.OPCODE_CLOSE:
+            channel, data = frame[1][:1], frame[1][1:]
+            if channel == b"\x01":
+                output += data
+            elif channel == b"\x03":
+                status = json.loads(data)
+    finally:
+        ws.close()
+    lines = output.decode().replace("\r", "").splitlines()
+    assert [line for line in lines if line.startswith("/dev/pts/")] and "30 100" in lines and "42" in lines, (
+        lines
+    )
+    assert status["status"] == "Failure", status  # the v4 protocol's way to say: exit status 3
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}], status
