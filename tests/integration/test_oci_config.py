@@ -324,7 +324,11 @@ def test_sysctl_in_the_containers_namespaces(oci_bundle: Bundle) -> None:
 
 @pytest.mark.parametrize(
     ("propagation", "field"),
-    [("rslave", "master:"), ("rshared", "shared:"), ("rprivate", ""), ("runbindable", "unbindable:")],
+    [
+        *[("rslave", "master:"), ("rshared", "shared:"), ("rprivate", ""), ("runbindable", "unbindable:")],
+        # recursive too: a host mount left shared under the root would see the container's mounts
+        *[("slave", "master:"), ("shared", "shared:"), ("private", ""), ("unbindable", "unbindable:")],
+    ],
 )
 def test_rootfs_propagation(oci_bundle: Bundle, propagation: str, field: str) -> None:
     root = str(oci_bundle.rootfs)
