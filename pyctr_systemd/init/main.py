@@ -216,7 +216,21 @@ def _builds_root(spec: LaunchSpec) -> bool:
 def _open_namespaces(spec: LaunchSpec) -> dict[int, int]:
     """Open every namespace to join first: once in the container's mount namespace, the
     host's /proc paths are gone."""
-    return {flag: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for flag, path in spec.namespaces if path}
+    fds = {flag: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for flag, path in spec.namespaces if path}
+    mnt = fds.get(sc.CLONE_NEWNS)
+    if mnt is not None and _builds_root(spec) and _same_namespace(mnt, "/proc/self/ns/mnt"):
+        # Checked on the fd that will be joined: the root is built and pivoted into in a
+        # joined mount namespace, which in the host's would make the rootfs every process's /.
+        raise LaunchError(
+            f"container setup failed: {spec.namespace(sc.CLONE_NEWNS)} is the host's mount namespace "
+            "(leave the mount entry out of linux.namespaces to share it)"
+        )
+    return fds
+
+
+def _same_namespace(fd: int, path: str) -> bool:
+    ours, theirs = os.fstat(fd), os.stat(path)
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _enter_namespaces(spec: LaunchSpec, fds: dict[int, int], stage: tuple[int, ...]) -> None:

@@ -320,3 +320,22 @@ def test_capabilities_that_cannot_be_applied_fail_create(
     oci_bundle.process["capabilities"] = defaults
     oci_bundle.write()
     assert pyctr("run", "--bundle", str(oci_bundle.path), new_id()).returncode == 0
+
+
+def test_joining_the_hosts_mount_namespace_is_refused(oci_bundle: Bundle) -> None:
+    """Attack: a mount namespace joined by path gets the container's root built in it and
+    pivoted into; the host's own (/proc/1/ns/mnt) would make the rootfs every host process's
+    root and the host's mounts slaves."""
+    others = [ns for ns in oci_bundle.linux["namespaces"] if ns["type"] != "mount"]
+    oci_bundle.linux["namespaces"] = [*others, {"type": "mount", "path": "/proc/1/ns/mnt"}]
+    oci_bundle.write("true")
+    host_root = os.stat("/proc/1/root/")
+    root_line = next(
+        line for line in Path("/proc/1/mountinfo").read_text().splitlines() if line.split()[4] == "/"
+    )
+    refusal(
+        pyctr("run", "--bundle", str(oci_bundle.path), new_id()),
+        "/proc/1/ns/mnt is the host's mount namespace",
+    )
+    assert os.stat("/proc/1/root/").st_ino == host_root.st_ino
+    assert root_line in Path("/proc/1/mountinfo").read_text().splitlines()  # propagation unchanged
