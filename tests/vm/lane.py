@@ -91,6 +91,7 @@ NOT_IN_GUEST = (
         "test_a_failing_or_slow_hook_fails_create_leaving_nothing",
         "test_what_pyctr_cannot_honour_is_said",
         "test_start_container_hook_alone_and_a_relative_command_from_cwd",
+        "test_without_a_mount_namespace_the_container_shares_the_runtimes",
     ),
     *_tests(
         "test_oci_lifecycle.py",
