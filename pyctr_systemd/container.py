@@ -16,8 +16,8 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
 
-from pyctr_systemd import cgroups, hierarchies, names, rootfs
-from pyctr_systemd.errors import ContainerExists, NotRoot, PyctrError, SystemdError
+from pyctr_systemd import cgroups, hierarchies, names, oom, rootfs
+from pyctr_systemd.errors import ContainerExists, LaunchError, NotRoot, PyctrError, SystemdError
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.limits import Limits, Property, format_size, unenforced, unit_properties
@@ -96,10 +96,15 @@ def create(
 
     try:
         child = sync.launch_created(launch, place, before_go)
-    except BaseException:
+    except BaseException as e:
+        silent = isinstance(e, LaunchError) and str(e) == sync.NO_REPORT
+        if silent and paths and oom.struck(paths):  # killed before it could say anything
+            e = LaunchError(
+                f"{sync.NO_REPORT}: out of memory before the payload started (a memory limit too small)"
+            )
         if not theirs:
             stop_quietly(bus, name.unit, cgroups.unit_cgroup(paths) or "")
-        raise
+        raise e from None
     return child, paths
 
 

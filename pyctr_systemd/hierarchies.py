@@ -21,6 +21,10 @@ import time
 from pyctr_systemd import cgroups
 from pyctr_systemd.errors import InvalidArgument, PyctrError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 SYSTEMD_MANAGED = frozenset({"cpu", "memory", "pids", "devices", "blkio"})
 
 
@@ -121,6 +125,28 @@ def remove(group: str) -> None:
             for name in dirs:
                 remove_group(os.path.join(below, name), patience=2)
         remove_group(directory, patience=2)
+
+
+def remove_orphans(gone: Callable[[str], bool], settled: float = 2.0) -> list[str]:
+    """Empty groups of scopes that are `gone` (by name): a pyctr killed before it removed them.
+    A group newer than `settled` seconds may be a container's on its way in, its unit not yet
+    loaded when the caller asked; one with a process or a group below it is never removed."""
+    removed = []
+    now = time.time()
+    for m in unmanaged(cgroups.mounts()):
+        for below, dirs, _ in os.walk(m.mountpoint, topdown=False):
+            for name in dirs:
+                path = os.path.join(below, name)
+                if not name.endswith(".scope") or not gone(name):
+                    continue
+                try:
+                    if now - os.stat(path).st_mtime < settled:
+                        continue
+                    os.rmdir(path)  # EBUSY or ENOTEMPTY: someone's still
+                except OSError:
+                    continue
+                removed.append(path)
+    return removed
 
 
 def remove_group(directory: str, patience: float) -> bool:

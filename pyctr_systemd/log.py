@@ -13,13 +13,24 @@ from __future__ import annotations
 import os
 import time
 
+from pyctr_systemd.errors import InvalidArgument
+
 _path = ""
 _format = "text"
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
 def configure(path: str, log_format: str) -> None:
+    """As runc does, the file is made at once: one that cannot be written is the command's
+    error, not a traceback at the first warning."""
     global _path, _format
-    _path, _format = path, log_format
+    _format = log_format
+    if path:
+        try:
+            os.close(os.open(path, _FLAGS, 0o600))
+        except OSError as e:
+            raise InvalidArgument(f"cannot open the log file {path}: {e.strerror}") from None
+    _path = path
 
 
 def _line(level: str, message: str) -> str:
@@ -32,7 +43,7 @@ def _line(level: str, message: str) -> str:
 
 
 def _append(level: str, message: str) -> None:
-    fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(_path, _FLAGS, 0o600)
     try:
         os.write(fd, (_line(level, message) + "\n").encode())
     finally:
@@ -41,9 +52,12 @@ def _append(level: str, message: str) -> None:
 
 def warning(message: str) -> None:
     if _path:
-        _append("warning", message)
-    else:
-        os.write(2, f"pyctr: warning: {message}\n".encode())
+        try:
+            _append("warning", message)
+            return
+        except OSError:
+            pass  # removed or full since: stderr still takes it
+    os.write(2, f"pyctr: warning: {message}\n".encode())
 
 
 def error(message: str) -> None:

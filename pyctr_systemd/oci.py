@@ -31,6 +31,7 @@ from pyctr_systemd.errors import InvalidArgument, NotRoot, PyctrError, RootfsErr
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.state import (
+    DamagedState,
     InvalidState,
     NoSuchContainer,
     Record,
@@ -42,7 +43,7 @@ from pyctr_systemd.state import (
     oci_state,
     process_start_time,
 )
-from pyctr_systemd.systemd import Systemd
+from pyctr_systemd.systemd import UNIT, Systemd
 
 KILL_WAIT = 10.0  # seconds for a killed container's init to go
 
@@ -316,7 +317,7 @@ def list_all(store: Store) -> list[dict[str, object]]:
             found.append(state(store, container_id))
         except NoSuchContainer:
             continue  # deleted meanwhile
-        except UnsafeState as e:
+        except (UnsafeState, DamagedState) as e:
             log.warning(str(e))
     return found
 
@@ -382,9 +383,11 @@ def _signal_init(record: Record, sig: int) -> None:
 def delete(store: Store, container_id: str, force: bool = False) -> None:
     try:
         record = store.load(container_id)
-    except NoSuchContainer:
-        if os.path.isdir(os.path.join(store.root, container_id)):
-            store.remove(container_id)  # a create that died before saving its state
+    except (NoSuchContainer, DamagedState) as e:
+        if os.path.isdir(os.path.join(store.root, container_id)) and (
+            force or isinstance(e, NoSuchContainer)
+        ):
+            remove_unfinished(store, Systemd(), container_id)
         if force:
             return
         raise
@@ -405,6 +408,30 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         hierarchies.remove(record.cgroup)
     _run_recorded_hooks(record, "poststop", "stopped")
     store.remove(container_id)
+
+
+def remove_unfinished(store: Store, bus: Systemd, container_id: str) -> list[str]:
+    """What a create killed midway left, or a container whose state is damaged: its unit
+    (a launcher may wait in it for a start that never comes), pyctr's v1 groups, its
+    directory. The units it stopped."""
+    if store.being_created(container_id):
+        raise InvalidState(f"cannot delete container {container_id}: it is being created")
+    stopped = []
+    for name, _, _ in bus.list_units([f"*-{container_id}.scope", f"{container_id}.scope"]):
+        description = bus.unit_property(name, UNIT, "Description")
+        if not named_for(name, container_id) or description != f"pyctr container {container_id}":
+            continue  # a unit of that name that pyctr did not make for this container
+        try:
+            bus.kill(name, "all", _signal.SIGKILL)
+        except SystemdError:
+            pass  # it went meanwhile
+        bus.stop(name)
+        freezer.forget(name)
+        stopped.append(name)
+    # Its unit may have gone by itself, leaving the groups systemd does not manage.
+    hierarchies.remove_orphans(lambda name: named_for(name, container_id), settled=0)
+    store.remove(container_id)
+    return stopped
 
 
 def _kill_and_wait(bus: Systemd, record: Record) -> None:

@@ -88,3 +88,16 @@ class OomWatch:
             if fd >= 0:
                 os.close(fd)
         self._counter = self._eventfd = self.fd = -1
+
+
+def struck(paths: dict[str, str]) -> bool:
+    """Has the memory cgroup of these paths (cgroups.of_pid) seen an OOM, while it exists?"""
+    directory = cgroups.controller_dir("memory", paths)
+    if directory is None:
+        return False
+    for name in ("memory.events", "memory.oom_control"):
+        try:
+            return oom_seen(cgroups.read(os.path.join(directory, name)))
+        except OSError:
+            continue
+    return False

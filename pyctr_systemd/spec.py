@@ -382,6 +382,14 @@ def _refuse_host_mounts(c: Config, linux: dict[str, object]) -> None:
             raise SpecError(field, "needs a mount namespace (linux.namespaces has no mount entry)")
 
 
+def _absolute_paths(value: object, path: str) -> tuple[str, ...]:
+    paths = _strings(value, path)
+    for i, p in enumerate(paths):
+        if not p.startswith("/"):
+            raise SpecError(f"{path}[{i}]", "must be an absolute path")
+    return paths
+
+
 def _size(value: object, path: str) -> int:
     return _int(value, path, -1, INT64_MAX)
 
@@ -617,8 +625,8 @@ def parse(data: object, bundle: str) -> Config:
         raise SpecError("hostname", "needs a uts namespace of the container's own")
     c.resources = parse_resources(linux.get("resources", {}), c.warnings)
     c.devices = _devices(linux.get("devices", []))
-    c.masked_paths = _strings(linux.get("maskedPaths", []), "linux.maskedPaths")
-    c.readonly_paths = _strings(linux.get("readonlyPaths", []), "linux.readonlyPaths")
+    c.masked_paths = _absolute_paths(linux.get("maskedPaths", []), "linux.maskedPaths")
+    c.readonly_paths = _absolute_paths(linux.get("readonlyPaths", []), "linux.readonlyPaths")
     c.sysctl = _sysctl(linux.get("sysctl", {}), made)
     if made.get(sc.CLONE_NEWPID):
         _refuse_binds_in_proc(c.mounts)

@@ -16,6 +16,7 @@ recorded start time and lives in that unit.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -28,6 +29,7 @@ OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/pyctr"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+CLAIM_LOCK = ".lock"
 
 
 class NoSuchContainer(PyctrError):
@@ -39,27 +41,37 @@ class InvalidState(PyctrError):
     pass
 
 
+class DamagedState(PyctrError):
+    pass
+
+
 class UnsafeState(PyctrError):
     pass
+
+
+# state.json's fields and their types; a record without a version is of the first.
+STATE_VERSION = 1
+_FIELDS: dict[str, type] = {
+    "id": str,
+    "pid": int,
+    "start_time": int,
+    "bundle": str,
+    "rootfs": str,
+    "created": str,
+    "annotations": dict,
+    "unit": str,
+    "hooks": dict,
+    "process": dict,
+    "invocation": str,
+    "cgroup": str,
+}
+_DEFAULTS: dict[str, object] = {"invocation": "", "cgroup": ""}
 
 
 class Record:
     """A container's entry in the state directory."""
 
-    __slots__ = (
-        "id",
-        "pid",
-        "start_time",
-        "bundle",
-        "rootfs",
-        "created",
-        "annotations",
-        "unit",
-        "hooks",
-        "process",
-        "invocation",
-        "cgroup",
-    )
+    __slots__ = tuple(_FIELDS)
 
     def __init__(
         self,
@@ -86,7 +98,24 @@ class Record:
         self.process = process  # what exec takes from the container's process
 
     def as_json(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {"version": STATE_VERSION, **{name: getattr(self, name) for name in self.__slots__}}
+
+    @classmethod
+    def from_json(cls, data: object) -> Record:
+        """A record as any pyctr of this state version wrote it: a field of the wrong type is
+        damage (ValueError), an unknown one is a later pyctr's and is left alone."""
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        version = data.get("version", STATE_VERSION)
+        if version != STATE_VERSION:
+            raise ValueError(f"state version {version!r}, not {STATE_VERSION}")
+        fields = {}
+        for name, kind in _FIELDS.items():
+            value = data.get(name, _DEFAULTS.get(name))
+            if type(value) is not kind:
+                raise ValueError(f"{name} is not {kind.__name__}")
+            fields[name] = value
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 def oci_state(record: Record, status: str) -> dict[str, object]:
@@ -130,6 +159,7 @@ class Store:
 
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = os.path.abspath(root)
+        self._held: list[int] = []  # locks of the directories this process reserved
 
     def dir(self, container_id: str) -> str:
         return os.path.join(self.root, names.validate_id(container_id))
@@ -144,8 +174,21 @@ class Store:
         path = self.dir(container_id)
         try:
             os.makedirs(self.root, 0o711, exist_ok=True)
+        except OSError as e:  # FileExistsError too: a file of that name
+            raise PyctrError(
+                f"cannot use {self.root} as the state directory (--root): {e.strerror}"
+            ) from None
+        try:
             _check_safe(self.root)
-            os.mkdir(path, 0o711)
+            claim = self._claim()
+            try:
+                os.mkdir(path, 0o711)
+                # Held until this process ends: `delete -f` and `gc` leave a create in progress
+                # alone, and take what one killed midway left (a dead process holds no lock).
+                self._held.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+                fcntl.flock(self._held[-1], fcntl.LOCK_EX)
+            finally:
+                os.close(claim)
         except FileExistsError:
             raise ContainerExists(f"container with id {container_id} already exists") from None
         except OSError as e:
@@ -178,9 +221,11 @@ class Store:
         with os.fdopen(fd) as f:
             _check_safe(path, os.fstat(fd))
             try:
-                record = Record(**json.load(f))
-            except (ValueError, TypeError, RecursionError):
-                raise PyctrError(f"state of container {container_id} is damaged ({path})") from None
+                record = Record.from_json(json.load(f))
+            except (ValueError, RecursionError) as e:
+                raise DamagedState(
+                    f"state of container {container_id} is damaged ({path}: {e}): `delete -f` removes it"
+                ) from None
         if record.id != container_id or not named_for(record.unit, container_id):
             raise UnsafeState(
                 f"state of container {container_id} names unit {record.unit!r}, "
@@ -198,11 +243,59 @@ class Store:
             )
         return record
 
+    def _claim(self) -> int:
+        """The root's lock, held from a directory made to its own lock taken: being_created
+        waits for it. Closing the fd releases it."""
+        fd = os.open(os.path.join(self.root, CLAIM_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def being_created(self, container_id: str) -> bool:
+        """Does a live pyctr still hold the container's directory, creating it?"""
+        claim = self._claim()
+        try:
+            fd = os.open(self.dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(claim)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def unfinished(self) -> list[str]:
+        """Directories with no state that can be read, and no pyctr creating them."""
+        try:
+            entries = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in entries:
+            try:
+                self.load(entry)
+            except (NoSuchContainer, DamagedState):
+                pass
+            except PyctrError:
+                continue  # a bad name, or unsafe state: not pyctr's to touch
+            else:
+                continue
+            if not self.being_created(entry):
+                found.append(entry)
+        return found
+
     def ids(self) -> list[str]:
         try:
             entries = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise PyctrError(
+                f"cannot use {self.root} as the state directory (--root): {e.strerror}"
+            ) from None
         return [e for e in entries if os.path.exists(os.path.join(self.root, e, STATE_FILE))]
 
     def remove(self, container_id: str) -> None:

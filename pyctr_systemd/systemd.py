@@ -201,10 +201,25 @@ class Systemd:
         return [(str(u[0]), str(u[3]), str(u[6])) for u in units]  # type: ignore[attr-defined]
 
     def refuse_live(self, units: list[str]) -> None:
-        """ContainerExists if any of `units` is live (one round trip)."""
+        """ContainerExists if any of `units` is live (one round trip; see _stopped_leftover)."""
         for unit, state, _ in self.list_units(units):
-            if state in _ACTIVE:
+            if state in _ACTIVE and not self._stopped_leftover(unit, state):
                 raise ContainerExists(f"container name is already in use: {unit} is {state}")
+
+    def _stopped_leftover(self, unit: str, state: str | None) -> bool:
+        """Stop `unit` if it is a live scope with no process, and say so. Its launcher died
+        before systemd saw it run (pyctr was killed while starting it), and systemd does
+        not notice a scope that never had a process to lose, at least on cgroup v1."""
+        if not unit.endswith(".scope") or state != "active":
+            return False
+        from pyctr_systemd import cgroups, hierarchies
+
+        group = self.unit_property(unit, SCOPE, "ControlGroup")
+        if group is None or cgroups.procs(str(group)):
+            return False
+        self.stop(unit)
+        hierarchies.remove(str(group))  # the v1 groups the dead pyctr made for it
+        return True
 
     def reload(self) -> None:
         """systemctl daemon-reload: returns once systemd has read its unit files again."""
@@ -228,7 +243,7 @@ class Systemd:
             # A leftover failed or dead unit of that name may be reset and reused;
             # a live one means the name is taken.
             state = self.active_state(unit)
-            if state in _ACTIVE:
+            if state in _ACTIVE and not self._stopped_leftover(unit, state):
                 raise ContainerExists(f"container name is already in use: {unit} is {state}") from None
             self.reset_failed(unit)
             try:

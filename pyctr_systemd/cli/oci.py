@@ -169,6 +169,22 @@ def delete(g: Globals, container_id: str, force: bool) -> None:
 
 
 @click.command()
+@pass_globals
+def gc(g: Globals) -> None:
+    """Remove what pyctr processes killed midway left: units, groups, state directories."""
+    from pyctr_systemd import hierarchies
+    from pyctr_systemd.systemd import Systemd
+
+    bus = Systemd()
+    for container_id in g.store.unfinished():
+        units = oci.remove_unfinished(g.store, bus, container_id)
+        click.echo(f"{container_id}: removed{''.join(f' {u},' for u in units)} its state")
+    live = {name for name, _, _ in bus.list_units(["*.scope"])}
+    for group in hierarchies.remove_orphans(lambda name: name not in live):
+        click.echo(f"removed the empty group {group}")
+
+
+@click.command()
 @ID
 @pass_globals
 def pause(g: Globals, container_id: str) -> None:
@@ -195,10 +211,18 @@ def _size(value: str | None, option: str) -> int | None:
 @click.option("--memory", help="Memory limit (MemoryMax).")
 @click.option("--memory-reservation", help="Memory reservation (MemoryLow, cgroup v2).")
 @click.option("--memory-swap", help="Memory plus swap limit, as the runtime-spec counts it.")
-@click.option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax).")
-@click.option("--cpu-shares", type=int, help="CPU shares (CPUShares, or CPUWeight on cgroup v2).")
-@click.option("--cpu-quota", type=int, help="CPU time in microseconds per period (CPUQuota).")
-@click.option("--cpu-period", type=int, help="CPU period in microseconds (CPUQuotaPeriodSec).")
+@click.option("--pids-limit", type=click.IntRange(min=-1), help="Maximum number of tasks (TasksMax).")
+@click.option(
+    "--cpu-shares", type=click.IntRange(2, 262144), help="CPU shares (CPUShares, or CPUWeight on cgroup v2)."
+)
+@click.option(
+    "--cpu-quota", type=click.IntRange(min=-1), help="CPU time in microseconds per period (CPUQuota)."
+)
+@click.option(
+    "--cpu-period",
+    type=click.IntRange(1000, 1_000_000),
+    help="CPU period in microseconds (CPUQuotaPeriodSec).",
+)
 @click.option("--cpuset-cpus", help="CPUs to run on (AllowedCPUs, cgroup v2).")
 @click.option("--cpuset-mems", help="Memory nodes (AllowedMemoryNodes, cgroup v2).")
 @ID
@@ -207,7 +231,7 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
     """Change a running container's limits, live, through its unit's properties."""
     warnings: list[str] = []
     if resources_file is not None:
-        text = sys.stdin.read() if resources_file == "-" else _read(resources_file)
+        text = sys.stdin.buffer.read() if resources_file == "-" else _read(resources_file)
         source = "stdin" if resources_file == "-" else resources_file
         res = spec.parse_resources(spec.loads(text, source), warnings, "", source)
     else:
@@ -230,9 +254,10 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
         service.update(container_id, res)
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
+    """The file's bytes: spec.loads decodes them, and says so in one line if it cannot."""
     try:
-        with open(path) as f:
+        with open(path, "rb") as f:
             return f.read()
     except OSError as e:
         raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
@@ -303,6 +328,7 @@ COMMANDS = (
     ps,
     kill,
     delete,
+    gc,
     pause,
     resume,
     update,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 PREPARED, GO, FORKED, CREATED, START, ERROR = b"p", b"g", b"f", b"c", b"s", b"E"
 _NUMBER = 4  # bytes of a pid, a length or flags on the pipes
+NO_REPORT = "container setup failed"  # the child ended without saying why
 
 
 class Child:
@@ -49,7 +50,7 @@ class Child:
             self._take_over(read_number(self._from))
             data = os.read(self._from, 1)
         if data != step:
-            raise self.error(data) or LaunchError("container setup failed")
+            raise self.error(data) or LaunchError(NO_REPORT)
 
     def _take_over(self, pid: int) -> None:
         """The process in the container's pid namespace is ours from now on: its parent,

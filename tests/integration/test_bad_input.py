@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import CHECKOUT, pyctr, start_pyctr
-from tests.integration.conftest import wait_for_line
+from tests.integration.conftest import Bundle, wait_for_line
 
 
 def one_line(result: subprocess.CompletedProcess[str], message: str) -> str:
@@ -131,3 +131,42 @@ def test_proc_and_sysfs_only_on_an_ordinary_directory(
     os.symlink("/tmp", Path(root, where))
     done = one_line(pyctr("run", root, "--", "true"), "container setup failed: cannot mount ")
     assert f"on /{where}: it is a symlink in the rootfs" in done
+
+
+def test_a_memory_limit_too_small_to_start_in_says_so() -> None:
+    # The kernel kills the launcher before it can report: only its cgroup knows why.
+    one_line(
+        pyctr("run", "--memory", "4k", "--", "true"),
+        "container setup failed: out of memory before the payload",
+    )
+
+
+def test_a_state_root_that_is_a_file(tmp_path: Path, oci_bundle: Bundle) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    said = f"cannot use {not_a_dir} as the state directory (--root): "
+    one_line(pyctr("--root", str(not_a_dir), "list"), said + "Not a directory")
+    oci_bundle.write("true")
+    one_line(
+        pyctr("--root", str(not_a_dir), "create", "--bundle", str(oci_bundle.path), "c1"),
+        said + "File exists",
+    )
+
+
+def test_a_log_file_that_cannot_be_written(tmp_path: Path) -> None:
+    missing = tmp_path / "missing/dir/log"
+    one_line(
+        pyctr("--log", str(missing), "list"), f"cannot open the log file {missing}: No such file or directory"
+    )
+
+
+def test_update_input_that_is_not_text_or_out_of_range(tmp_path: Path) -> None:
+    binary = tmp_path / "r.json"
+    binary.write_bytes(b'{"cpu": "\xff"}')
+    one_line(
+        pyctr("update", "-r", str(binary), "c1"), f"{binary}: not valid JSON: 'utf-8' codec can't decode"
+    )
+    one_line(
+        pyctr("update", "--cpu-period", "0", "c1"),
+        "Invalid value for '--cpu-period': 0 is not in the range 1000<=x<=1000000",
+    )

@@ -875,6 +875,8 @@ U64 = "0 to 18446744073709551615"
         ),
         ("linux.maskedPaths", "/proc/kcore", "linux.maskedPaths: must be a list"),
         ("linux.readonlyPaths", ["/proc/sys", 1], "linux.readonlyPaths[1]: must be a string"),
+        ("linux.maskedPaths", ["/proc/kcore", "proc/x"], "linux.maskedPaths[1]: must be an absolute path"),
+        ("linux.readonlyPaths", ["sys"], "linux.readonlyPaths[0]: must be an absolute path"),
         ("linux.sysctl", [], "linux.sysctl: must be an object"),
         ("linux.sysctl", {"net/ipv4/ip_forward": "1"}, "linux.sysctl.net/ipv4/ip_forward: not a sysctl name"),
         ("linux.sysctl", {"net..x": "1"}, "linux.sysctl.net..x: not a sysctl name"),

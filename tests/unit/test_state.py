@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pyctr_systemd import cgroups, state
-from pyctr_systemd.errors import ContainerExists, InvalidArgument, PyctrError
-from pyctr_systemd.state import NoSuchContainer, Record, Store, oci_state, process_start_time
+from pyctr_systemd.errors import ContainerExists, InvalidArgument
+from pyctr_systemd.state import DamagedState, NoSuchContainer, Record, Store, oci_state, process_start_time
 
 
 def record(container_id: str = "c1", pid: int = 1234, start_time: int = 99, **changes: object) -> Record:
@@ -112,6 +112,7 @@ def test_record_as_json_round_trips() -> None:
     r = record(annotations={"k": "v"})
     data = r.as_json()
     assert data == {
+        "version": 1,
         "id": "c1",
         "pid": 1234,
         "start_time": 99,
@@ -125,13 +126,13 @@ def test_record_as_json_round_trips() -> None:
         "invocation": "",
         "cgroup": "",
     }
-    assert Record(**json.loads(json.dumps(data))).as_json() == data
+    assert Record.from_json(json.loads(json.dumps(data))).as_json() == data
 
 
-def test_a_record_from_before_invocation_ids_loads() -> None:
+def test_a_record_from_before_invocation_ids_and_versions_loads() -> None:
     data = record().as_json()
-    del data["invocation"]
-    assert Record(**data).invocation == ""  # type: ignore[arg-type]
+    del data["invocation"], data["version"]
+    assert Record.from_json(data).invocation == ""
 
 
 def test_now_is_rfc3339_with_nanoseconds() -> None:
@@ -233,13 +234,36 @@ def test_load_of_a_reserved_but_unsaved_container(tmp_path: Path) -> None:
         store.load("c1")
 
 
-def test_load_of_damaged_state(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("[]", "not an object"),
+        ('{"id": "c1", "pid": "x"}', "pid is not int"),
+        ('{"version": 2}', "state version 2, not 1"),
+        ("[" * 100000, "maximum recursion depth exceeded while decoding a JSON array from a unicode string"),
+    ],
+)
+def test_load_of_damaged_state(tmp_path: Path, text: str, why: str) -> None:
     store = Store(str(tmp_path))
     store.reserve("c1")
-    (tmp_path / "c1" / "state.json").write_text("{")
-    with pytest.raises(PyctrError) as e:
+    (tmp_path / "c1" / "state.json").write_text(text)
+    with pytest.raises(DamagedState) as e:
         store.load("c1")
-    assert str(e.value) == f"state of container c1 is damaged ({tmp_path / 'c1' / 'state.json'})"
+    path = tmp_path / "c1" / "state.json"
+    assert str(e.value) == f"state of container c1 is damaged ({path}: {why}): `delete -f` removes it"
+    assert store.unfinished() == []  # this process is still creating it
+    assert Store(str(tmp_path)).being_created("c1")
+
+
+def test_a_record_reads_back_with_its_version(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    data: dict[str, object] = {**record().as_json(), "a later field": 1}
+    saved = Record.from_json(data)
+    store.save(saved)
+    assert json.loads((tmp_path / "c1" / "state.json").read_text())["version"] == 1
+    assert store.load("c1").as_json() == saved.as_json()
 
 
 def test_ids_are_the_saved_containers_sorted(tmp_path: Path) -> None:
@@ -272,7 +296,7 @@ def test_remove_is_quiet_when_there_is_nothing(tmp_path: Path) -> None:
     store.remove("c1")
     store.reserve("c2")
     store.remove("c2")
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == [state.CLAIM_LOCK]
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ NOT_IN_GUEST = (
     "tests/integration/test_package.py",
     "tests/integration/test_bad_input.py",
     "tests/integration/test_exit.py",
+    "tests/integration/test_faults.py",  # the leftovers it sweeps for are cgroup v1's (an empty scope)
     "tests/integration/test_escape.py",
     "tests/integration/test_hostile_bundles.py",
     "tests/integration/test_machined.py",

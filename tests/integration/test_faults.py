@@ -1,0 +1,168 @@
+"""pyctr killed at any moment, and state damaged: what is left, the next command finds
+and removes (`delete -f ID`, `pyctr gc`, or a run of the same name). Each sweep of kill
+delays spans a whole create, and checks that some kill landed in the window where the
+unit exists and the state does not yet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pyctr_systemd import cgroups
+from tests.cli import CHECKOUT, pyctr
+from tests.integration.conftest import STATE_ROOT, Bundle, systemctl
+from tests.integration.test_oci_lifecycle import new_id, ok
+
+STEPS, SWEEPS = 16, 4
+
+
+def active(unit: str) -> bool:
+    return systemctl("is-active", unit, check=False).stdout.strip() in ("active", "activating")
+
+
+def processes_of(unit: str) -> list[int]:
+    group = systemctl("show", unit, "-p", "ControlGroup", "--value", check=False).stdout.strip()
+    return cgroups.procs(group) if group else []
+
+
+def killed_after(delay: float, *args: str) -> None:
+    """`pyctr ARGS`, SIGKILLed `delay` seconds in (or left to end, if it ends first)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyctr_systemd", *args],
+        cwd=CHECKOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    process.kill()
+    process.wait(timeout=30)
+
+
+def delays(whole: float, landed: Callable[[], bool]) -> Iterator[float]:
+    """Kill delays spanning `whole` seconds, STEPS to a sweep; sweeps shifted by a part of
+    a step follow, up to SWEEPS, until some kill `landed` in the window sought."""
+    for sweep in range(SWEEPS):
+        for step in range(STEPS):
+            yield whole * (step + sweep / SWEEPS) / STEPS
+        if landed():
+            return
+
+
+def duration(*args: str) -> float:
+    start = time.monotonic()
+    assert pyctr(*args).returncode == 0
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def sleeper(oci_bundle: Bundle) -> Iterator[Bundle]:
+    oci_bundle.write("sleep", "100")
+    yield oci_bundle
+
+
+def test_a_create_killed_at_any_moment_is_removed_by_delete_force_or_gc(sleeper: Bundle) -> None:
+    """Killed after its unit exists but before its state does, a create left a unit pyctr
+    could not see (delete -f returned 0 and left it) and a launcher waiting for a start."""
+    bundle = str(sleeper.path)
+    probe = new_id()
+    whole = duration("create", "--bundle", bundle, probe)
+    ok("delete", "--force", probe)
+    in_window: list[str] = []  # the kills that landed there
+    for i, delay in enumerate(delays(whole, lambda: bool(in_window))):
+        cid = new_id()
+        killed_after(delay, "create", "--bundle", bundle, cid)
+        unit = f"pyctr-{cid}.scope"
+        if active(unit) and not (STATE_ROOT / cid / "state.json").exists():
+            in_window.append(cid)
+        unfinished = (STATE_ROOT / cid).exists() and not (STATE_ROOT / cid / "state.json").exists()
+        if i % 2 and unfinished:
+            assert ok("gc").startswith(f"{cid}: removed"), f"gc after a kill {delay * 1000:.0f} ms in"
+        ok("delete", "--force", cid)  # a create that ended is a container: gc leaves it
+        assert not active(unit), f"{unit} is left after a kill {delay * 1000:.0f} ms in"
+        assert not (STATE_ROOT / cid).exists()
+    assert in_window, "no kill landed between the unit made and the state saved"
+
+
+def test_a_named_run_killed_while_starting_leaves_the_name_free() -> None:
+    """A scope whose launcher died before systemd saw it run stays active and empty on
+    cgroup v1: the next run of that name takes it over. One whose payload runs is a
+    container, and keeps its name."""
+    assert pyctr("run", "--", "true").returncode == 0  # the default rootfs, built once
+    whole = duration("run", "--name", new_id(), "--", "true")
+    empty: list[str] = []  # the scopes left active with no process
+    for delay in delays(whole, lambda: bool(empty)):
+        name = new_id()
+        unit = f"pyctr-{name}.scope"
+        killed_after(delay, "run", "--name", name, "--", "sleep", "100")
+        time.sleep(0.2)  # what systemd would notice by itself, it has
+        running = processes_of(unit)
+        if active(unit) and not running:
+            empty.append(unit)
+        again = pyctr("run", "--name", name, "--", "true")
+        if running:
+            assert again.returncode == 125 and "already in use" in again.stderr, again
+            systemctl("kill", "--signal=KILL", unit)  # PID 1 of its pid namespace ignores SIGTERM
+            systemctl("stop", unit, check=False)  # gone already, as a rule
+        else:
+            assert again.returncode == 0, f"{again.stderr} after a kill {delay * 1000:.0f} ms in"
+    assert empty, "no kill left an active scope with no process"
+    # The groups of the cgroup v1 hierarchies systemd leaves alone, which the killed pyctr
+    # would have removed at the end: gc removes them once they are a moment old.
+    time.sleep(2.1)
+    removed = ok("gc").splitlines()
+    assert cgroups.is_unified() or any(line.startswith("removed the empty group") for line in removed)
+
+
+def test_damaged_state_is_one_line_and_delete_force_removes_the_container(sleeper: Bundle) -> None:
+    cid, other = new_id(), new_id()
+    for each in (cid, other):
+        ok("run", "-d", "--bundle", str(sleeper.path), each)
+    try:
+        (STATE_ROOT / cid / "state.json").write_text(json.dumps({"id": cid, "pid": "1"}))
+        said = f"state of container {cid} is damaged ({STATE_ROOT / cid / 'state.json'}: pid is not int)"
+        done = pyctr("state", cid)
+        assert (done.returncode, done.stderr) == (125, f"pyctr: {said}: `delete -f` removes it\n")
+        listed = pyctr("list", "-q")
+        assert (listed.stdout, listed.stderr) == (
+            f"{other}\n",
+            f"pyctr: warning: {said}: `delete -f` removes it\n",
+        )
+        ok("delete", "--force", cid)
+        assert not active(f"pyctr-{cid}.scope") and not (STATE_ROOT / cid).exists()
+    finally:
+        ok("delete", "--force", other)
+        pyctr("delete", "--force", cid)
+
+
+def test_gc_leaves_a_create_in_progress_alone(sleeper: Bundle) -> None:
+    """A create's directory is locked while it runs: gc and delete -f wait for it or
+    leave it, never take a container being made."""
+    cid = new_id()
+    hook = sleeper.path / "hook.sh"
+    hook.write_text("#!/bin/sh\nsleep 2\n")
+    hook.chmod(0o755)
+    sleeper.config["hooks"] = {"createRuntime": [{"path": str(hook)}]}
+    sleeper.write()
+    creating = subprocess.Popen(
+        [sys.executable, "-m", "pyctr_systemd", "create", "--bundle", str(sleeper.path), cid], cwd=CHECKOUT
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not active(f"pyctr-{cid}.scope"):
+            assert time.monotonic() < deadline, "the create did not make its unit"
+            time.sleep(0.05)
+        assert ok("gc") == ""
+        done = pyctr("delete", "--force", cid)
+        assert (done.returncode, done.stderr) == (
+            125,
+            f"pyctr: cannot delete container {cid}: it is being created\n",
+        )
+        assert creating.wait(timeout=30) == 0
+    finally:
+        creating.wait(timeout=30)
+        ok("delete", "--force", cid)
