@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 from pyctr_systemd import cgroups, definitions, names, rootfs
-from pyctr_systemd.errors import PyctrError, SystemdError
+from pyctr_systemd.errors import ContainerExists, PyctrError, SystemdError
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
-from pyctr_systemd.limits import Property, unenforced, unit_properties
+from pyctr_systemd.limits import Limits, Property, unenforced, unit_properties
 from pyctr_systemd.resources import Resources, properties
 from pyctr_systemd.spec import launch_spec
 from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
@@ -137,6 +137,24 @@ def run_detached(values: dict[str, Any]) -> int:
     unit = names.detached_unit(name)
     bus = Systemd()
     bus.refuse_live(names.other_units(unit, name))
+    try:
+        _start_detached(bus, unit, name, argv, package, config.limits, unified)
+    except ContainerExists:
+        raise  # the name is another container's
+    except BaseException:  # timed out, refused, interrupted: the unit goes with the failure
+        try:
+            bus.stop(unit, unload=False)  # a failed unit stays loaded until reset
+            bus.reset_failed(unit)
+        except PyctrError:
+            pass  # the failure at hand is the one to report
+        raise
+    print(name)
+    return 0
+
+
+def _start_detached(
+    bus: Systemd, unit: str, name: str, argv: list[str], package: str, limits: Limits, unified: bool
+) -> None:
     bus.start_transient(
         unit,
         [
@@ -152,16 +170,12 @@ def run_detached(values: dict[str, Any]) -> int:
             ("LogExtraFields", "aay", [f"CONTAINER_NAME={name}".encode()]),
             ("DevicePolicy", "s", "closed"),
             *ACCOUNTING,
-            *unit_properties(config.limits, unified),
+            *unit_properties(limits, unified),
         ],
     )
     state = bus.unit_property(unit, UNIT, "ActiveState")
     if state != "active":
-        reason = _last_journal_line(unit)
-        bus.reset_failed(unit)
-        raise PyctrError(f"container {name} did not start: {reason or state}")
-    print(name)
-    return 0
+        raise PyctrError(f"container {name} did not start: {_last_journal_line(unit) or state}")
 
 
 def update(name: str, res: Resources) -> None:

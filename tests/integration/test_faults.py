@@ -6,6 +6,7 @@ unit exists and the state does not yet."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -166,3 +167,26 @@ def test_gc_leaves_a_create_in_progress_alone(sleeper: Bundle) -> None:
     finally:
         creating.wait(timeout=30)
         ok("delete", "--force", cid)
+
+
+def test_a_detached_run_that_fails_waiting_for_systemd_leaves_nothing() -> None:
+    """`run -d` interrupted (or timed out) while systemd's start job runs: the service it
+    asked for must not go on starting, and then running, after pyctr said it failed."""
+    name = new_id()
+    unit = f"pyctr-{name}.service"
+    starting = subprocess.Popen(
+        [sys.executable, "-m", "pyctr_systemd", "run", "-d", "--name", name, "--", "sleep", "100"],
+        cwd=CHECKOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 10
+    while (state := systemctl("is-active", unit, check=False).stdout.strip()) != "activating":
+        assert state in ("inactive", "unknown") and time.monotonic() < deadline, f"{unit} is {state}"
+        time.sleep(0.005)
+    starting.send_signal(signal.SIGINT)
+    out, err = starting.communicate(timeout=60)
+    assert (starting.returncode, out, err) == (130, "", "pyctr: interrupted\n")
+    time.sleep(0.5)  # what would have started by now, has
+    assert systemctl("list-units", "--all", "--no-legend", unit).stdout.strip() == ""
