@@ -34,6 +34,7 @@ JOB_TIMEOUT = 30.0
 BUS_WAIT = 15.0
 POLL_INTERVAL = 0.0005
 _ACTIVE = ("active", "activating", "deactivating", "reloading")
+_DISCONNECTED = "org.freedesktop.DBus.Error.Disconnected"
 _NOT_THERE = ("org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.systemd1.NoSuchUnit")
 _NO_SYSTEMD = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
 
@@ -95,16 +96,35 @@ def _variant(signature: str, value: object) -> object:
     raise ValueError(f"no D-Bus conversion for signature {signature!r}")
 
 
+def _connect() -> dbus.Connection:
+    try:
+        return dbus.Connection._new_for_bus(dbus.BUS_SYSTEM)
+    except Exception as e:  # dbus.exceptions.DBusException, without importing dbus
+        message = e.get_dbus_message() if hasattr(e, "get_dbus_message") else str(e)
+        raise SystemdError(f"cannot connect to the system bus: {message}") from None
+
+
 class Systemd:
     """One connection to the system bus, for the life of one pyctr command."""
 
     def __init__(self) -> None:
-        try:
-            self._bus = dbus.Connection._new_for_bus(dbus.BUS_SYSTEM)
-        except Exception as e:  # dbus.exceptions.DBusException, without importing dbus
-            message = e.get_dbus_message() if hasattr(e, "get_dbus_message") else str(e)
-            raise SystemdError(f"cannot connect to the system bus: {message}") from None
+        self._bus = _connect()
         self._wait_until = 0.0  # for systemd to come onto the bus, once per command
+
+    def _reconnect(self) -> None:
+        """A new connection after dbus restarted under a long command (a foreground run):
+        the old one is gone, and the bus may take a moment to listen again. A call lost
+        with the old connection is sent again: pyctr's calls either do the same the second
+        time (stop, get, kill) or fail as they would have (a unit already started exists)."""
+        deadline = time.monotonic() + BUS_WAIT
+        while True:
+            try:
+                self._bus = _connect()
+                return
+            except SystemdError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _call(
         self, path: str, interface: str, method: str, signature: str = "", *args: object
@@ -123,6 +143,7 @@ class Systemd:
         auto_start: bool = True,
     ) -> list[object]:
         """One method call on the system bus; an error reply raises BusError."""
+        reconnected = False
         while True:
             msg = dbus.MethodCallMessage(destination, path, interface, method)
             msg.set_auto_start(auto_start)
@@ -135,6 +156,10 @@ class Systemd:
                 return reply.get_args_list()  # type: ignore[no-any-return]
             name = reply.get_error_name()
             text = (reply.get_args_list() or [name])[0]
+            if name == _DISCONNECTED and not reconnected:
+                self._reconnect()  # dbus restarted: the call is sent once more (see _reconnect)
+                reconnected = True
+                continue
             if name not in _NO_SYSTEMD or destination != SYSTEMD:
                 raise BusError(name, str(text))
             # Right after boot, or a restart of a socket-activated dbus, systemd (PID 1)

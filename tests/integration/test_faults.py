@@ -190,3 +190,18 @@ def test_a_detached_run_that_fails_waiting_for_systemd_leaves_nothing() -> None:
     assert (starting.returncode, out, err) == (130, "", "pyctr: interrupted\n")
     time.sleep(0.5)  # what would have started by now, has
     assert systemctl("list-units", "--all", "--no-legend", unit).stdout.strip() == ""
+
+
+def test_a_foreground_run_outlives_a_restart_of_dbus() -> None:
+    """The payload's exit status, not `Connection was disconnected`: pyctr connects again."""
+    running = subprocess.Popen(
+        [sys.executable, "-m", "pyctr_systemd", "run", "--", "sh", "-c", "echo up; sleep 1; exit 7"],
+        cwd=CHECKOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert running.stdout is not None and running.stdout.readline() == "up\n"
+    systemctl("restart", "dbus.service")
+    out, err = running.communicate(timeout=60)
+    assert (running.returncode, out, err) == (7, "", "")
