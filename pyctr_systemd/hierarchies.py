@@ -121,10 +121,15 @@ def remove(group: str) -> None:
     if cgroups.is_unified() or not group or group == "/":
         return
     for _, directory in _groups(group):
-        for below, dirs, _ in os.walk(directory, topdown=False):
-            for name in dirs:
-                remove_group(os.path.join(below, name), patience=2)
-        remove_group(directory, patience=2)
+        remove_tree(directory)
+
+
+def remove_tree(directory: str) -> None:
+    """A group and the groups its payload made below it, once their processes are gone."""
+    for below, dirs, _ in os.walk(directory, topdown=False):
+        for name in dirs:
+            remove_group(os.path.join(below, name), patience=2)
+    remove_group(directory, patience=2)
 
 
 def remove_orphans(gone: Callable[[str], bool], settled: float = 2.0) -> list[str]:

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from pyctr_systemd import cgroups, definitions, names, rootfs
+from pyctr_systemd import cgroups, definitions, hierarchies, names, rootfs
 from pyctr_systemd.errors import ContainerExists, PyctrError, SystemdError
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
@@ -30,6 +30,7 @@ from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
 from pyctr_systemd.unit import ACCOUNTING, STOP_TIMEOUT_USEC
 
 HANDOVER_TIMEOUT = 10.0
+LEFTOVER_WAIT = 10.0  # for the processes of a stopped unit to be gone
 # What a detached container keeps: none of `run -d`'s own options.
 _NOT_PASSED = ("detach",)
 
@@ -176,6 +177,28 @@ def _start_detached(
     state = bus.unit_property(unit, UNIT, "ActiveState")
     if state != "active":
         raise PyctrError(f"container {name} did not start: {_last_journal_line(unit) or state}")
+
+
+def stop(bus: Systemd, unit: str) -> None:
+    """Stop a container's service and wait, as `delete` does, until its processes are gone.
+    systemd may call the unit stopped while the rest of its pid namespace is still being
+    killed ("remains running after unit stopped"), and then leaves its cgroups behind: empty
+    by now, of a unit that is dead, they are removed here."""
+    group = str(bus.unit_property(unit, SERVICE, "ControlGroup") or "")
+    bus.stop(unit, unload=False)
+    if not group or group == "/":
+        return
+    deadline = time.monotonic() + LEFTOVER_WAIT
+    while cgroups.procs(group):
+        if time.monotonic() > deadline:
+            raise PyctrError(f"processes of {unit} are still there {LEFTOVER_WAIT:.0f}s after it stopped")
+        time.sleep(0.01)
+    if bus.active_state(unit) in ("inactive", "failed", None):
+        for m in cgroups.mounts():
+            try:
+                hierarchies.remove_tree(m.path_of(group))
+            except ValueError:
+                continue  # a mount of another part of the hierarchy
 
 
 def update(name: str, res: Resources) -> None:

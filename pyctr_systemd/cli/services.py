@@ -193,7 +193,7 @@ def logs(container_name: str, follow: bool, lines: int | None) -> None:
 def stop(container_name: str) -> None:
     """Stop a detached or defined container (SIGTERM, then SIGKILL after 10s)."""
     bus = Systemd()
-    bus.stop(_unit_of(bus, container_name), unload=False)
+    service.stop(bus, _unit_of(bus, container_name))
 
 
 @click.command()
@@ -208,7 +208,7 @@ def rm(container_name: str, force: bool) -> None:
         raise PyctrError(f"no detached container {container_name}")
     if state in ("active", "activating", "deactivating", "reloading") and not force:
         raise PyctrError(f"container {container_name} is {state}: stop it first, or rm -f")
-    bus.stop(unit, unload=False)
+    service.stop(bus, unit)
     bus.reset_failed(unit)
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +206,25 @@ def test_a_foreground_run_outlives_a_restart_of_dbus() -> None:
     systemctl("restart", "dbus.service")
     out, err = running.communicate(timeout=60)
     assert (running.returncode, out, err) == (7, "", "")
+
+
+def test_rm_force_waits_for_the_processes_and_leaves_no_group() -> None:
+    """A payload that ignores SIGTERM (PID 1 of its pid namespace) is killed after the stop
+    timeout; systemd may then call the unit dead while the rest of its namespace is still
+    dying ("remains running after unit stopped") and leave its cgroups: rm -f waits for the
+    processes and removes what systemd left. Twelve at once, to meet that race."""
+    from tests.integration.test_services import journal
+
+    names = [new_id() for _ in range(12)]
+    for name in names:
+        ok("run", "-d", "--name", name, "--", "sleep", "100")
+    removing = [
+        subprocess.Popen([sys.executable, "-m", "pyctr_systemd", "rm", "-f", name], cwd=CHECKOUT)
+        for name in names
+    ]
+    assert [p.wait(timeout=60) for p in removing] == [0] * len(names)
+    units = [f"pyctr-{name}.service" for name in names]
+    left = [d for d in Path("/sys/fs/cgroup").glob("*/pyctr.slice/*.service") if d.name in units]
+    left += [d for d in Path("/sys/fs/cgroup").glob("pyctr.slice/*.service") if d.name in units]  # v2
+    assert left == []
+    assert any("remains running after unit stopped" in journal(unit) for unit in units)
