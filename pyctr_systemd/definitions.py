@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyctr_systemd import names, resources, spec, templates, unit
@@ -112,6 +112,48 @@ def save(name: str, definition: dict[str, object], dropin: str) -> None:
     _write(dropin_path(name), dropin)
 
 
+def save_and_apply(name: str, definition: dict[str, object], dropin: str, apply: Callable[[], None]) -> None:
+    """save(), then apply() (systemd's reload). If either fails, what was there before (an
+    earlier definition, or nothing) is put back and applied: a failed define leaves nothing."""
+    before = {target: _contents(target) for target in (path(name), dropin_path(name))}
+    try:
+        save(name, definition, dropin)
+        apply()
+    except BaseException as e:
+        for target, text in before.items():
+            _put_back(target, text)
+        try:
+            apply()
+        except PyctrError:
+            pass  # the first failure is the one to report
+        if isinstance(e, OSError):
+            raise PyctrError(f"cannot define {name}: {e.filename}: {e.strerror}") from None
+        raise
+
+
+def _contents(target: str) -> str | None:
+    try:
+        with open(target) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _put_back(target: str, text: str | None) -> None:
+    for leftover in [f"{target}.tmp"] if text is not None else [f"{target}.tmp", target]:
+        try:
+            os.unlink(leftover)
+        except FileNotFoundError:
+            pass
+    if text is not None:
+        _write(target, text)
+    else:
+        try:
+            os.rmdir(os.path.dirname(target))  # the drop-in's directory, if save made it
+        except OSError:
+            pass  # not empty, or /etc/pyctr with other definitions
+
+
 def forget_runtime_changes(name: str) -> None:
     """Drop what `pyctr update` set on the running service (SetUnitProperties
     keeps it in systemd's runtime drop-ins): the definition is the truth again."""
@@ -122,8 +164,11 @@ def forget_runtime_changes(name: str) -> None:
 
 def _write(target: str, text: str) -> None:
     tmp = f"{target}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+    except OSError as e:  # a full disk is seen at the write or the close, which name no file
+        raise OSError(e.errno, e.strerror, tmp) from None
     os.rename(tmp, target)
 
 

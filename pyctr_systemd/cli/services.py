@@ -80,9 +80,12 @@ def _define_command() -> click.Command:
             dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
             definition = {"restart": restart, "run": _as_stored(values, root)}
         bus = Systemd()
-        definitions.save(name, definition, dropin)
-        definitions.forget_runtime_changes(name)
-        bus.reload()
+
+        def apply() -> None:
+            definitions.forget_runtime_changes(name)  # the definition is the truth again
+            bus.reload()
+
+        definitions.save_and_apply(name, definition, dropin, apply)
 
     return _DefineCommand(
         "define",

@@ -228,3 +228,26 @@ def test_rm_force_waits_for_the_processes_and_leaves_no_group() -> None:
     left += [d for d in Path("/sys/fs/cgroup").glob("pyctr.slice/*.service") if d.name in units]  # v2
     assert left == []
     assert any("remains running after unit stopped" in journal(unit) for unit in units)
+
+
+def test_a_define_that_cannot_be_written_leaves_nothing(tmp_path: Path) -> None:
+    """The drop-in's directory full: the definition written just before it is taken back,
+    and is not listed."""
+    from pyctr_systemd import definitions
+
+    name = new_id()
+    full = Path(definitions.dropin_path(name)).parent
+    full.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "pyctr-test-full", str(full)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={full}/filler", "bs=4k", "count=2"], capture_output=True)
+        done = pyctr("define", name, "--", "true")
+        target = definitions.dropin_path(name)
+        assert (done.returncode, done.stderr) == (
+            125,
+            f"pyctr: cannot define {name}: {target}.tmp: No space left on device\n",
+        )
+        assert name not in ok("defined") and not Path(definitions.path(name)).exists()
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+        full.rmdir()
