@@ -26,7 +26,7 @@ from typing import Any
 
 from pyctr_systemd import names, resources, spec, templates, unit
 from pyctr_systemd.errors import InvalidArgument, PyctrError, RootfsError
-from pyctr_systemd.limits import UINT64_MAX, Limits, Property, unit_properties
+from pyctr_systemd.limits import UINT64_MAX, Limits, Property, cpu_quota, unit_properties
 
 CONFIG_DIR = "/etc/pyctr"
 UNIT_DIR = "/etc/systemd/system"
@@ -67,7 +67,8 @@ def unit_settings(props: Sequence[Property]) -> list[Setting]:
 
 def _settings(name: str, value: object) -> list[Setting]:
     if name == "CPUQuotaPerSecUSec":
-        return [("CPUQuota", "" if value == UINT64_MAX else f"{int(value) / 10_000:g}%")]  # type: ignore[call-overload]
+        per_sec = int(value)  # type: ignore[call-overload]
+        return [("CPUQuota", "" if per_sec == UINT64_MAX else f"{cpu_quota(per_sec) // 10_000}%")]
     if name == "DeviceAllow":
         return [(name, f"{path} {access}") for path, access in value]  # type: ignore[attr-defined]
     if name in ("AllowedCPUs", "AllowedMemoryNodes") and isinstance(value, bytes):
@@ -173,22 +174,57 @@ def _write(target: str, text: str) -> None:
 
 
 def load(name: str) -> dict[str, object]:
-    """A stored definition, as save() wrote it."""
+    """A stored definition, as save() wrote it, or as an admin edited it: checked."""
     try:
         with open(path(name)) as f:
-            data: dict[str, object] = json.load(f)
+            data = json.load(f)
+        _check(data)
     except FileNotFoundError:
         raise NotDefined(name) from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise PyctrError(f"definition {path(name)} is damaged: {e}") from None
-    return data
+    return data  # type: ignore[no-any-return]
+
+
+def _check(data: object) -> None:
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    if data.get("restart") not in RESTART_POLICIES:
+        raise ValueError(f"restart: {data.get('restart')!r} is not one of {', '.join(RESTART_POLICIES)}")
+    if "bundle" in data:
+        if not isinstance(data["bundle"], str) or not isinstance(data.get("overrides", []), list):
+            raise ValueError("bundle: not a path, or overrides not a list")
+    else:
+        run_values(data)
 
 
 def run_values(definition: dict[str, object]) -> dict[str, Any]:
-    """The `pyctr run` option values of a definition made from them."""
-    values: dict[str, Any] = dict(definition["run"])  # type: ignore[call-overload]
-    for key in ("args", "env", "security_opt"):
-        values[key] = tuple(values.get(key, ()))
+    """The `pyctr run` option values of a definition made from them, each of the type its
+    option takes (ValueError if not)."""
+    from pyctr_systemd.cli.run import OPTIONS
+
+    stored = definition.get("run")
+    if not isinstance(stored, dict):
+        raise ValueError("run: not an object")
+    options = {o.dest: o for o in OPTIONS}
+    values: dict[str, Any] = {o.dest: o.default for o in OPTIONS}  # an option left out: its default
+    for key, value in stored.items():
+        option = options.get(key)
+        if key == "command_only" or (option is not None and option.flag):
+            fits = type(value) is bool
+        elif key == "args" or (option is not None and option.multiple):
+            fits = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            value = tuple(value) if fits else value
+        elif option is not None:
+            kinds = (option.type, int) if option.type is float else (option.type,)
+            fits = (value is None and option.default is None) or type(value) in kinds
+        else:
+            raise ValueError(f"run.{key}: not an option of pyctr run")
+        if not fits:
+            raise ValueError(f"run.{key}: {value!r} is not what {option.names[-1] if option else key} takes")
+        values[key] = value
+    if "args" not in stored or "command_only" not in stored:
+        raise ValueError("run: no args or command_only")
     return values
 
 

@@ -113,10 +113,19 @@ def unit_properties(limits: Limits, unified: bool) -> list[Property]:
     elif not unified and shares is not None:
         props.append(("CPUShares", "t", shares))
     if limits.cpus is not None:
-        props.append(("CPUQuotaPerSecUSec", "t", round(limits.cpus * 1_000_000)))
+        props.append(("CPUQuotaPerSecUSec", "t", cpu_quota(round(limits.cpus * 1_000_000))))
     if limits.pids is not None:
         props.append(("TasksMax", "t", limits.pids))
     return props
+
+
+def cpu_quota(usec_per_sec: int) -> int:
+    """CPUQuotaPerSecUSec as systemd keeps it: in whole percent (10 ms a second), rounded
+    up, as runc rounds it. systemd writes a transient unit's quota as CPUQuota=N%, so any
+    other value would shrink at the next daemon-reload; a drop-in takes only N% too."""
+    if usec_per_sec == UINT64_MAX:
+        return usec_per_sec
+    return -(-usec_per_sec // 10_000) * 10_000
 
 
 def unenforced(limits: Limits, unified: bool) -> list[str]:

@@ -23,8 +23,16 @@ if TYPE_CHECKING:
 
 
 def fail(message: str, code: int) -> None:
-    print(f"pyctr: {message}", file=sys.stderr)
+    print(f"pyctr: {one_line(message)}", file=sys.stderr)
     sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    """An error as one line, whatever the user's input in it: a newline in a name or a
+    path is shown as \\n."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def main() -> None:

@@ -111,3 +111,25 @@ def test_pyctr_itself_stays_outside_the_unit() -> None:
         assert len(unit_pids("pyctr-outside.scope")) == 1
     finally:
         finish(container)
+
+
+def test_a_cpu_quota_is_what_systemd_keeps_across_a_reload(units: None) -> None:
+    """systemd keeps a quota in whole percent (CPUQuota=N% in the transient unit's file and
+    in a drop-in): --cpus 0.12345 is 130 ms a second for a scope, after a daemon-reload
+    too, and for a defined service, whose drop-in systemd must not ignore."""
+    from tests.cli import pyctr
+    from tests.integration.conftest import systemctl
+
+    container = start_pyctr("run", "--name", "quota", "--cpus", "0.12345", "--", "sh", "-c", WAIT)
+    try:
+        wait_for_line(container, "ready")
+        assert show("pyctr-quota.scope", "CPUQuotaPerSecUSec") == {"CPUQuotaPerSecUSec": "130ms"}
+        systemctl("daemon-reload")
+        assert show("pyctr-quota.scope", "CPUQuotaPerSecUSec") == {"CPUQuotaPerSecUSec": "130ms"}
+    finally:
+        finish(container)
+    assert pyctr("define", "quota", "--cpus", "0.12345", "--", "true").returncode == 0
+    try:
+        assert show("pyctr@quota.service", "CPUQuotaPerSecUSec") == {"CPUQuotaPerSecUSec": "130ms"}
+    finally:
+        assert pyctr("undefine", "quota").returncode == 0

@@ -37,6 +37,8 @@ def test_properties_become_the_settings_systemctl_edit_would_show() -> None:
 
 def test_no_cpu_quota_is_an_empty_setting() -> None:
     assert definitions.unit_settings([("CPUQuotaPerSecUSec", "t", UINT64_MAX)]) == [("CPUQuota", "")]
+    # the drop-in takes whole percent: "12.345%" would be ignored ("Invalid CPU quota")
+    assert definitions.unit_settings([("CPUQuotaPerSecUSec", "t", 123_450)]) == [("CPUQuota", "13%")]
 
 
 @pytest.mark.parametrize(

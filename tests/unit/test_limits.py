@@ -108,6 +108,8 @@ def test_no_limits_no_properties() -> None:
 def test_cpus_rounds_to_microseconds() -> None:
     assert unit_properties(Limits(cpus=1.5), unified=True) == [("CPUQuotaPerSecUSec", "t", 1_500_000)]
     assert unit_properties(Limits(cpus=0.01), unified=True) == [("CPUQuotaPerSecUSec", "t", 10_000)]
+    # systemd keeps whole percent (CPUQuota=13%): 123.45 ms would be 120 ms after a daemon-reload
+    assert unit_properties(Limits(cpus=0.12345), unified=True) == [("CPUQuotaPerSecUSec", "t", 130_000)]
 
 
 @pytest.mark.parametrize(

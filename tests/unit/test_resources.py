@@ -120,10 +120,11 @@ def test_quota_and_period(unified: bool) -> None:
     ("quota", "period", "per_sec"),
     [
         (150000, 50000, 3_000_000),
-        (33333, 100000, 333330),
+        (33333, 100000, 340000),  # whole percent, rounded up, as runc rounds it
         (1000, 1000, 1_000_000),
-        (1, 1_000_000, 1),
+        (1, 1_000_000, 10000),
         (250000, 1_000_000, 250000),
+        (12345, 100000, 130000),
     ],
 )
 def test_quota_per_second(quota: int, period: int, per_sec: int) -> None:
