@@ -175,9 +175,7 @@ class Store:
         try:
             os.makedirs(self.root, 0o711, exist_ok=True)
         except OSError as e:  # FileExistsError too: a file of that name
-            raise PyctrError(
-                f"cannot use {self.root} as the state directory (--root): {e.strerror}"
-            ) from None
+            raise self._unusable(e) from None
         try:
             _check_safe(self.root)
             claim = self._claim()
@@ -269,12 +267,8 @@ class Store:
 
     def unfinished(self) -> list[str]:
         """Directories with no state that can be read, and no pyctr creating them."""
-        try:
-            entries = sorted(os.listdir(self.root))
-        except FileNotFoundError:
-            return []
         found = []
-        for entry in entries:
+        for entry in self._entries():
             try:
                 self.load(entry)
             except (NoSuchContainer, DamagedState):
@@ -288,15 +282,18 @@ class Store:
         return found
 
     def ids(self) -> list[str]:
+        return [e for e in self._entries() if os.path.exists(os.path.join(self.root, e, STATE_FILE))]
+
+    def _unusable(self, e: OSError) -> PyctrError:
+        return PyctrError(f"cannot use {self.root} as the state directory (--root): {e.strerror}")
+
+    def _entries(self) -> list[str]:
         try:
-            entries = sorted(os.listdir(self.root))
+            return sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise PyctrError(
-                f"cannot use {self.root} as the state directory (--root): {e.strerror}"
-            ) from None
-        return [e for e in entries if os.path.exists(os.path.join(self.root, e, STATE_FILE))]
+            raise self._unusable(e) from None
 
     def remove(self, container_id: str) -> None:
         path = self.dir(container_id)
