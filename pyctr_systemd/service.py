@@ -111,14 +111,22 @@ def _spare_the_launcher(spec: LaunchSpec) -> None:
 
 def _set_main_pid(bus: Systemd, unit: str, pid: int) -> None:
     """Make `pid` the service's main process, and wait until systemd has taken it."""
-    from pystemd.daemon import notify  # type: ignore[import]
-
-    notify(False, f"MAINPID={pid}", "READY=1")
+    _notify(f"MAINPID={pid}", "READY=1")
     deadline = time.monotonic() + HANDOVER_TIMEOUT
     while bus.unit_property(unit, SERVICE, "MainPID") != pid:
         if time.monotonic() > deadline:
             raise SystemdError(f"systemd did not take process {pid} as the main process of {unit}")
         time.sleep(0.001)
+
+
+def _notify(*fields: str) -> None:
+    """sd_notify(3): one datagram to $NOTIFY_SOCKET, a path or (with @) an abstract name.
+    By hand: pystemd would be a dependency for these lines."""
+    import socket
+
+    path = os.environ["NOTIFY_SOCKET"]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.sendto("\n".join(fields).encode(), "\0" + path[1:] if path.startswith("@") else path)
 
 
 def run_detached(values: dict[str, Any]) -> int:

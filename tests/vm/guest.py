@@ -47,7 +47,6 @@ PACKAGES = [
     # what pyctr and its tests need in it
     "python3",
     "python3-dbus",
-    "python3-pystemd",
     "python3-click",
     "python3-jinja2",
     "python3-seccomp",
