@@ -32,7 +32,7 @@ sys.path.insert(0, CHECKOUT)
 
 from bench.start import entry_script, runc_bundle  # noqa: E402
 from pyctr_systemd import cgroups, rootfs  # noqa: E402
-from pyctr_systemd.sandbox import Sandbox  # noqa: E402
+from tests.sandbox.boot import Sandbox  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
 UNIFIED = "/sys/fs/cgroup/unified"

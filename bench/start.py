@@ -31,7 +31,7 @@ CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, CHECKOUT)
 
 from pyctr_systemd import rootfs  # noqa: E402
-from pyctr_systemd.sandbox import Sandbox  # noqa: E402
+from tests.sandbox.boot import Sandbox  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
 

@@ -24,7 +24,7 @@ NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
 def run_demo() -> str:
     demo = [str(CHECKOUT / "tools/demo")]
     if os.path.isdir("/run/systemd/system"):
-        demo = [sys.executable, "-m", "pyctr_systemd.sandbox", "--", *demo]
+        demo = [sys.executable, "-m", "tests.sandbox.boot", "--", *demo]
     done = subprocess.run(
         demo,
         cwd=CHECKOUT,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pyctr_systemd.sandbox import Sandbox
 from tests.mounts import mountpoints
+from tests.sandbox.boot import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -101,7 +101,7 @@ def test_host_tmp_survives_and_nothing_is_left_behind() -> None:
 
 def test_command_line_exit_status() -> None:
     result = subprocess.run(
-        ["/usr/bin/python3", "-m", "pyctr_systemd.sandbox", "--", "sh", "-c", "exit 7"],
+        ["/usr/bin/python3", "-m", "tests.sandbox.boot", "--", "sh", "-c", "exit 7"],
         cwd=Sandbox().checkout,
         timeout=120,
     )

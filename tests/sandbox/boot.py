@@ -6,7 +6,7 @@ unshare pid+mount+cgroup+uts+ipc+net, build a root from a tmpfs overlay of the
 host's /, mount proc, sys, /dev and the cgroup hierarchies afresh, pivot into it
 and exec /lib/systemd/systemd. Nothing it writes reaches the host.
 
-Usage: python3 -m pyctr_systemd.sandbox [--] CMD [ARG...]
+Usage: python3 -m tests.sandbox.boot [--] CMD [ARG...]
 boots, runs CMD inside (cwd and paths of this checkout are the same in there),
 powers off and exits with CMD's status.
 """
@@ -28,7 +28,7 @@ from typing import Any
 from pyctr_systemd import cgroups, syscalls
 
 SYSTEMD = "/lib/systemd/systemd"
-CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOOT_TIMEOUT = 30.0
 POWEROFF_GRACE = 15.0  # a poweroff takes well under a second here, seconds under emulation
 # Hierarchies whose new child groups need settings before a task may join (cpuset's
@@ -90,7 +90,7 @@ class Sandbox:
                 "--",
                 sys.executable,
                 "-m",
-                "pyctr_systemd.sandbox",
+                "tests.sandbox.boot",
                 "--pid1",
                 self.tmpdir,
                 self.checkout,
