@@ -97,10 +97,9 @@ def create(
     try:
         child = sync.launch_created(launch, place, before_go)
     except BaseException as e:
-        silent = isinstance(e, LaunchError) and str(e) == sync.NO_REPORT
-        if silent and paths and oom.struck(paths):  # killed before it could say anything
+        if isinstance(e, sync.Unreported) and paths and oom.struck(paths):
             e = LaunchError(
-                f"{sync.NO_REPORT}: out of memory before the payload started (a memory limit too small)"
+                "container setup failed: out of memory before the payload started (a memory limit too small)"
             )
         if not theirs:
             stop_quietly(bus, name.unit, cgroups.unit_cgroup(paths) or "")

@@ -383,14 +383,17 @@ def _signal_init(record: Record, sig: int) -> None:
 def delete(store: Store, container_id: str, force: bool = False) -> None:
     try:
         record = store.load(container_id)
-    except (NoSuchContainer, DamagedState) as e:
-        if os.path.isdir(os.path.join(store.root, container_id)) and (
-            force or isinstance(e, NoSuchContainer)
-        ):
+    except NoSuchContainer:
+        if os.path.isdir(os.path.join(store.root, container_id)):  # a create killed midway
             remove_unfinished(store, Systemd(), container_id)
         if force:
             return
         raise
+    except DamagedState:
+        if not force:
+            raise
+        remove_unfinished(store, Systemd(), container_id)
+        return
     status = _status(store, record)
     if status in ("running", "paused") and not force:
         raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")

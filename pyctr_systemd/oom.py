@@ -42,11 +42,11 @@ class OomWatch:
         self.fd, self.events = -1, 0  # what poll watches, and for what
         self._counter = -1  # the counters file
         self._eventfd = -1
-        directory = cgroups.controller_dir("memory", paths)
-        if directory is None:
+        counter = _counters(paths)
+        if counter is None:
             return  # no memory controller: nothing to watch
-        v2 = os.path.exists(os.path.join(directory, "memory.events"))
-        counter = os.path.join(directory, "memory.events" if v2 else "memory.oom_control")
+        v2 = counter.endswith("memory.events")
+        directory = os.path.dirname(counter)
         try:
             self._counter = os.open(counter, os.O_RDONLY | os.O_CLOEXEC)
             if v2:
@@ -92,12 +92,17 @@ class OomWatch:
 
 def struck(paths: dict[str, str]) -> bool:
     """Has the memory cgroup of these paths (cgroups.of_pid) seen an OOM, while it exists?"""
+    counter = _counters(paths)
+    try:
+        return counter is not None and oom_seen(cgroups.read(counter))
+    except OSError:
+        return False
+
+
+def _counters(paths: dict[str, str]) -> str | None:
+    """The memory cgroup's OOM counters: memory.events (v2) or memory.oom_control (v1)."""
     directory = cgroups.controller_dir("memory", paths)
     if directory is None:
-        return False
-    for name in ("memory.events", "memory.oom_control"):
-        try:
-            return oom_seen(cgroups.read(os.path.join(directory, name)))
-        except OSError:
-            continue
-    return False
+        return None
+    v2 = os.path.join(directory, "memory.events")
+    return v2 if os.path.exists(v2) else os.path.join(directory, "memory.oom_control")

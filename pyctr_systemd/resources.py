@@ -144,7 +144,7 @@ def properties(
         if r.cpu_period is not None:
             props.append(("CPUQuotaPeriodUSec", "t", period))
         if r.cpu_quota:  # 0 is no quota, as in runc (systemd refuses a zero one)
-            per_sec = UINT64_MAX if r.cpu_quota < 0 else cpu_quota(-(-r.cpu_quota * 1_000_000 // period))
+            per_sec = UINT64_MAX if r.cpu_quota < 0 else cpu_quota(r.cpu_quota * 1_000_000 // period)
             props.append(("CPUQuotaPerSecUSec", "t", per_sec))
     for name, value, prop in (
         ("cpus", r.cpu_cpus, "AllowedCPUs"),

@@ -267,19 +267,16 @@ class Store:
 
     def unfinished(self) -> list[str]:
         """Directories with no state that can be read, and no pyctr creating them."""
-        found = []
-        for entry in self._entries():
-            try:
-                self.load(entry)
-            except (NoSuchContainer, DamagedState):
-                pass
-            except PyctrError:
-                continue  # a bad name, or unsafe state: not pyctr's to touch
-            else:
-                continue
-            if not self.being_created(entry):
-                found.append(entry)
-        return found
+        return [e for e in self._entries() if self._unreadable(e) and not self.being_created(e)]
+
+    def _unreadable(self, entry: str) -> bool:
+        try:
+            self.load(entry)
+        except (NoSuchContainer, DamagedState):
+            return True
+        except PyctrError:
+            pass  # a bad name, or unsafe state: not pyctr's to touch
+        return False
 
     def ids(self) -> list[str]:
         return [e for e in self._entries() if os.path.exists(os.path.join(self.root, e, STATE_FILE))]

@@ -178,7 +178,7 @@ def gc(g: Globals) -> None:
     bus = Systemd()
     for container_id in g.store.unfinished():
         units = oci.remove_unfinished(g.store, bus, container_id)
-        click.echo(f"{container_id}: removed{''.join(f' {u},' for u in units)} its state")
+        click.echo(f"{container_id}: removed {', '.join([*units, 'its state'])}")
     live = {name for name, _, _ in bus.list_units(["*.scope"])}
     for group in hierarchies.remove_orphans(lambda name: name not in live):
         click.echo(f"removed the empty group {group}")

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 PREPARED, GO, FORKED, CREATED, START, ERROR = b"p", b"g", b"f", b"c", b"s", b"E"
 _NUMBER = 4  # bytes of a pid, a length or flags on the pipes
-NO_REPORT = "container setup failed"  # the child ended without saying why
+
+
+class Unreported(LaunchError):
+    """The child ended without saying why (killed, by the OOM killer as likely as not)."""
 
 
 class Child:
@@ -50,7 +53,7 @@ class Child:
             self._take_over(read_number(self._from))
             data = os.read(self._from, 1)
         if data != step:
-            raise self.error(data) or LaunchError(NO_REPORT)
+            raise self.error(data) or Unreported("container setup failed")
 
     def _take_over(self, pid: int) -> None:
         """The process in the container's pid namespace is ours from now on: its parent,

@@ -192,9 +192,8 @@ def _machines() -> list[str]:
 def _state_dirs() -> list[str]:
     if not STATE_ROOT.is_dir():
         return []
-    return sorted(
-        str(p) for p in STATE_ROOT.iterdir() if p.name != state.CLAIM_LOCK
-    )  # the lock stays, as /run/lock's do
+    # The root's claim lock stays, as the files in /run/lock do.
+    return sorted(str(p) for p in STATE_ROOT.iterdir() if p.name != state.CLAIM_LOCK)
 
 
 def _ancestors() -> set[int]:

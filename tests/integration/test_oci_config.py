@@ -322,13 +322,19 @@ def test_sysctl_in_the_containers_namespaces(oci_bundle: Bundle) -> None:
     assert "not namespaced" in refused("run", "--bundle", str(oci_bundle.path), new_id())
 
 
+PROPAGATION_FIELDS = [
+    ("slave", "master:"),
+    ("shared", "shared:"),
+    ("private", ""),
+    ("unbindable", "unbindable:"),
+]
+
+
 @pytest.mark.parametrize(
     ("propagation", "field"),
-    [
-        *[("rslave", "master:"), ("rshared", "shared:"), ("rprivate", ""), ("runbindable", "unbindable:")],
-        # recursive too: a host mount left shared under the root would see the container's mounts
-        *[("slave", "master:"), ("shared", "shared:"), ("private", ""), ("unbindable", "unbindable:")],
-    ],
+    # The non-recursive values are applied to the whole tree too: a host mount left shared
+    # under the root would see the container's mounts.
+    [(f"{r}{kind}", field) for r in ("r", "") for kind, field in PROPAGATION_FIELDS],
 )
 def test_rootfs_propagation(oci_bundle: Bundle, propagation: str, field: str) -> None:
     root = str(oci_bundle.rootfs)
