@@ -8,6 +8,7 @@ here assumes one: paths come from /proc/PID/cgroup and /proc/self/mountinfo.
 
 from __future__ import annotations
 
+import errno
 import os
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -145,4 +146,7 @@ def procs(control_group: str) -> list[int]:
                 return [int(p) for p in read(os.path.join(m.path_of(control_group), "cgroup.procs")).split()]
             except (FileNotFoundError, ValueError):
                 continue
+            except OSError as e:  # ENODEV: systemd removed the group while it was read
+                if e.errno != errno.ENODEV:
+                    raise
     return []
