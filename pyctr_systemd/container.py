@@ -16,18 +16,22 @@ import _signal  # signal.py adds enums, and importing enum costs ~4 ms
 import os
 import select
 
-from pyctr_systemd import cgroups, hierarchies, names, oom, rootfs
+from pyctr_systemd import cgroups, names, rootfs
 from pyctr_systemd.errors import ContainerExists, LaunchError, NotRoot, PyctrError, SystemdError
+from pyctr_systemd.host import HOST
 from pyctr_systemd.init import sync
-from pyctr_systemd.init.launch import LaunchSpec
-from pyctr_systemd.limits import Limits, Property, format_size, unenforced, unit_properties
-from pyctr_systemd.oom import OomWatch
+from pyctr_systemd.limits import format_size, unenforced, unit_properties
 from pyctr_systemd.systemd import Systemd
 from pyctr_systemd.unit import UnitName, scope_properties
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pyctr_systemd.effects import Host, Launched, OomWatcher, Units
+    from pyctr_systemd.init.launch import LaunchSpec
+    from pyctr_systemd.limits import Property
+    from pyctr_systemd.run_config import RunConfig
 
 FORWARDED = (
     _signal.SIGTERM,
@@ -43,22 +47,6 @@ class OutOfMemory(PyctrError):
     exit_code = 137  # 128 + SIGKILL, what a shell reports for the payload
 
 
-class RunConfig:
-    __slots__ = ("name", "launch", "limits", "machine", "named")
-
-    def __init__(
-        self,
-        name: str,
-        launch: LaunchSpec,
-        limits: Limits,
-        machine: bool = False,
-        named: bool = True,
-    ) -> None:
-        self.name, self.launch, self.limits = name, launch, limits
-        self.machine = machine  # register with systemd-machined
-        self.named = named  # the name is the user's, not a fresh random one
-
-
 # Only the pseudo devices the launcher creates (null, zero, full, random,
 # urandom, tty, ptmx and pts); a mknod'ed disk stays unusable.
 DEVICE_POLICY: list[Property] = [("DevicePolicy", "s", "closed")]
@@ -69,10 +57,11 @@ def create(
     name: UnitName,
     description: str,
     properties: list[Property],
-    bus: Systemd,
+    bus: Units,
+    host: Host,
     before_go: Callable[[int], None] | None = None,
     cpuset: tuple[str | None, str | None] = (None, None),
-) -> tuple[sync.Child, dict[str, str]]:
+) -> tuple[Launched, dict[str, str]]:
     """Make the container up to the exec of its payload, in its unit; return the
     child and its cgroup paths. Whatever fails, nothing is left: no process, no unit.
 
@@ -89,32 +78,32 @@ def create(
         except ContainerExists:
             theirs = True  # that unit is not ours to stop
             raise
-        paths.update(cgroups.of_pid(pid))
+        paths.update(host.cgroups_of(pid))
         if not _in_unit(paths, name.unit):
             raise SystemdError(f"systemd did not move the container into {name.unit}")
-        hierarchies.join(pid, paths, *cpuset)
+        host.join(pid, paths, *cpuset)
 
     try:
-        child = sync.launch_created(launch, place, before_go)
+        child = host.launch(launch, place, before_go)
     except BaseException as e:
-        if isinstance(e, sync.Unreported) and paths and oom.struck(paths):
+        if isinstance(e, sync.Unreported) and paths and host.out_of_memory(paths):
             e = LaunchError(
                 "container setup failed: out of memory before the payload started (a memory limit too small)"
             )
         if not theirs:
-            stop_quietly(bus, name.unit, cgroups.unit_cgroup(paths) or "")
+            stop_quietly(bus, host, name.unit, cgroups.unit_cgroup(paths) or "")
         raise e from None
     return child, paths
 
 
-def run(config: RunConfig) -> int:
+def run(config: RunConfig, bus: Units | None = None, host: Host = HOST) -> int:
     """Run the container to its end; return its exit status as a shell would."""
     if os.geteuid() != 0:
         raise NotRoot("pyctr must be run as root")
-    bus = Systemd()
+    bus = bus or Systemd()
     if not config.launch.rootfs:
         config.launch.rootfs, config.launch.ephemeral = rootfs.default(), True
-    unified = cgroups.is_unified()
+    unified = host.unified()
     for warning in unenforced(config.limits, unified):
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     name = UnitName(names.scope_unit(config.name), names.SLICE)
@@ -122,9 +111,9 @@ def run(config: RunConfig) -> int:
         bus.refuse_live(names.other_units(name.unit, config.name))
     properties = DEVICE_POLICY + unit_properties(config.limits, unified)
     with Forwarding() as forwarding:
-        child, paths = create(config.launch, name, f"pyctr container {config.name}", properties, bus)
+        child, paths = create(config.launch, name, f"pyctr container {config.name}", properties, bus, host)
         forwarding.to(child.pid)
-        watch = OomWatch(paths)
+        watch = host.watch_oom(paths)
         try:
             if config.machine:
                 from pyctr_systemd import machined
@@ -136,7 +125,7 @@ def run(config: RunConfig) -> int:
             watch.close()
             bus.stop(name.unit)
             try:
-                hierarchies.remove(cgroups.unit_cgroup(paths) or "")
+                host.remove_groups(cgroups.unit_cgroup(paths) or "")
             except PyctrError as e:  # said, but the payload's exit status stays the answer
                 os.write(2, f"pyctr: warning: {e}\n".encode())
     error = child.error()
@@ -160,25 +149,25 @@ def _in_unit(paths: dict[str, str], unit: str) -> bool:
     return path is not None and path.rsplit("/", 1)[-1] == unit
 
 
-def spawn_into(launch: LaunchSpec, bus: Systemd, unit: str) -> sync.Child:
+def spawn_into(launch: LaunchSpec, bus: Units, host: Host, unit: str) -> Launched:
     """A process for a running container's unit (exec): moved into the unit
     before it joins the container's cgroup namespace, created up to its exec."""
 
     def place(pid: int) -> None:
         bus.attach(unit, pid)
-        hierarchies.join(pid)
+        host.join(pid)
 
-    return sync.launch_created(launch, place)
+    return host.launch(launch, place)
 
 
-def stop_quietly(bus: Systemd, unit: str, group: str = "") -> None:
+def stop_quietly(bus: Units, host: Host, unit: str, group: str = "") -> None:
     """Stop the unit of a container that failed, and remove the groups pyctr made for it."""
     try:
         bus.stop(unit)
     except PyctrError:
         pass  # the error that brought us here is the one to report
     try:
-        hierarchies.remove(group)
+        host.remove_groups(group)
     except PyctrError:
         pass
 
@@ -223,7 +212,7 @@ class Forwarding:
             os.close(self.pidfd)
 
 
-def wait(child: sync.Child, pidfd: int, watch: OomWatch | None = None) -> int:
+def wait(child: Launched, pidfd: int, watch: OomWatcher | None = None) -> int:
     """Wait for the child's exit, watching for OOM kills meanwhile."""
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)

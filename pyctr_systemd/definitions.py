@@ -27,6 +27,7 @@ from typing import Any
 from pyctr_systemd import names, resources, spec, templates, unit
 from pyctr_systemd.errors import InvalidArgument, PyctrError, RootfsError
 from pyctr_systemd.limits import UINT64_MAX, Limits, Property, cpu_quota, unit_properties
+from pyctr_systemd.run_config import OPTIONS
 
 CONFIG_DIR = "/etc/pyctr"
 UNIT_DIR = "/etc/systemd/system"
@@ -201,8 +202,6 @@ def _check(data: object) -> None:
 def run_values(definition: dict[str, object]) -> dict[str, Any]:
     """The `pyctr run` option values of a definition made from them, each of the type its
     option takes (ValueError if not)."""
-    from pyctr_systemd.cli.run import OPTIONS
-
     stored = definition.get("run")
     if not isinstance(stored, dict):
         raise ValueError("run: not an object")

@@ -15,7 +15,11 @@ import time
 
 from pyctr_systemd import cgroups, hierarchies
 from pyctr_systemd.errors import PyctrError
-from pyctr_systemd.systemd import SCOPE, Systemd
+from pyctr_systemd.systemd import SCOPE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.effects import Units
 
 V1_DIR = "pyctr"
 
@@ -59,7 +63,7 @@ def _v1_group(root: str, unit: str) -> str:
     return os.path.join(root, V1_DIR, unit)
 
 
-def freeze(bus: Systemd, unit: str, pid: int) -> None:
+def freeze(bus: Units, unit: str, pid: int) -> None:
     if cgroups.is_unified():
         bus.freeze(unit, True)
         return
@@ -70,7 +74,7 @@ def freeze(bus: Systemd, unit: str, pid: int) -> None:
     _set_state(group, "FROZEN")
 
 
-def thaw(bus: Systemd, unit: str, pid: int) -> None:
+def thaw(bus: Units, unit: str, pid: int) -> None:
     if cgroups.is_unified():
         bus.freeze(unit, False)
         return

@@ -11,14 +11,18 @@ stops that unit.
 from __future__ import annotations
 
 from pyctr_systemd.errors import PyctrError
-from pyctr_systemd.systemd import BusError, Systemd
+from pyctr_systemd.systemd import BusError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.effects import Units
 
 MACHINED = "org.freedesktop.machine1"
 PATH = "/org/freedesktop/machine1"
 MANAGER = "org.freedesktop.machine1.Manager"
 
 
-def register(bus: Systemd, name: str, leader: int, root: str) -> None:
+def register(bus: Units, name: str, leader: int, root: str) -> None:
     """Register the container whose first process is `leader` as machine `name`."""
     try:
         bus.call(

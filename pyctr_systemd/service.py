@@ -19,8 +19,9 @@ import sys
 import time
 from typing import Any
 
-from pyctr_systemd import cgroups, definitions, hierarchies, names, rootfs
+from pyctr_systemd import cgroups, definitions, hierarchies, names, rootfs, run_config
 from pyctr_systemd.errors import ContainerExists, PyctrError, SystemdError
+from pyctr_systemd.host import HOST
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
 from pyctr_systemd.limits import Limits, Property, unenforced, unit_properties
@@ -28,6 +29,10 @@ from pyctr_systemd.resources import Resources, properties
 from pyctr_systemd.spec import launch_spec
 from pyctr_systemd.systemd import SERVICE, UNIT, Systemd
 from pyctr_systemd.unit import ACCOUNTING, STOP_TIMEOUT_USEC
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyctr_systemd.effects import Host, Units
 
 HANDOVER_TIMEOUT = 10.0
 LEFTOVER_WAIT = 10.0  # for the processes of a stopped unit to be gone
@@ -59,23 +64,23 @@ def start_detached(values_json: str) -> int:
 
 def launch(values: dict[str, Any], unit: str) -> int:
     """Launch the container of `pyctr run` options in this service's cgroup."""
-    from pyctr_systemd.cli import run
-
-    config = run.config(**values)
+    config = run_config.build(**values)
     spec = config.launch
     if not spec.rootfs:
         spec.rootfs, spec.ephemeral = rootfs.default(), True
     return hand_over(spec, config.name, config.machine, unit)
 
 
-def hand_over(spec: LaunchSpec, name: str, machine: bool, unit: str) -> int:
+def hand_over(
+    spec: LaunchSpec, name: str, machine: bool, unit: str, bus: Units | None = None, host: Host = HOST
+) -> int:
     """Launch the container in this service's cgroup and hand its payload to systemd."""
     if not os.environ.get("NOTIFY_SOCKET"):
         raise PyctrError(f"this is run by systemd, as {unit}: use systemctl start {unit}")
-    _spare_the_launcher(spec)
-    bus = Systemd()
+    host.spare_launcher(spec)
+    bus = bus or Systemd()
     bus.refuse_live(names.other_units(unit, name))
-    child = sync.launch_created(spec, lambda pid: None)  # the service's cgroup is the unit
+    child = host.launch(spec, lambda pid: None)  # the service's cgroup is the unit
     try:
         child.send(sync.START)
         error = child.error()  # waits for the exec (or the reason it failed)
@@ -93,23 +98,7 @@ def hand_over(spec: LaunchSpec, name: str, machine: bool, unit: str) -> int:
     return 0
 
 
-def _spare_the_launcher(spec: LaunchSpec) -> None:
-    """Until it hands over and exits, this process is charged to the container's
-    memory: if the payload runs out early, the kernel must kill the payload (a
-    Result=oom-kill of the unit), not the launcher (a puzzling Result=signal).
-    The container gets this process's own OOM score back. Lowering the score
-    needs CAP_SYS_RESOURCE; without it (root of some containers) pyctr starts
-    unshielded."""
-    with open("/proc/self/oom_score_adj", "r+") as f:
-        if spec.oom_score_adj is None:
-            spec.oom_score_adj = int(f.read())
-        try:
-            os.pwrite(f.fileno(), b"-1000", 0)
-        except PermissionError:
-            pass
-
-
-def _set_main_pid(bus: Systemd, unit: str, pid: int) -> None:
+def _set_main_pid(bus: Units, unit: str, pid: int) -> None:
     """Make `pid` the service's main process, and wait until systemd has taken it."""
     _notify(f"MAINPID={pid}", "READY=1")
     deadline = time.monotonic() + HANDOVER_TIMEOUT
@@ -131,16 +120,14 @@ def _notify(*fields: str) -> None:
 
 def run_detached(values: dict[str, Any]) -> int:
     """`pyctr run -d`: the container as the transient service pyctr-NAME.service."""
-    from pyctr_systemd.cli import run
-
     name = names.validate(values["name"]) if values.get("name") else names.generate()
     values = {k: v for k, v in values.items() if k not in _NOT_PASSED} | {"name": name}
-    config = run.config(**values)  # every check, before anything exists
+    config = run_config.build(**values)  # every check, before anything exists
     unified = cgroups.is_unified()
     for warning in unenforced(config.limits, unified):
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     values["args"], values["env"] = list(values["args"]), list(values["env"])
-    values["security_opt"] = run.absolute_security_opts(values.get("security_opt", ()))
+    values["security_opt"] = run_config.absolute_security_opts(values.get("security_opt", ()))
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     argv = [sys.executable, "-m", "pyctr_systemd", "service-run", json.dumps(values)]
     unit = names.detached_unit(name)
@@ -242,10 +229,8 @@ def _persist(name: str, res: Resources, props: list[Property], unified: bool) ->
         dropin = definitions.render_dropin(name, restart, settings)
         definition["overrides"] = overrides
     else:
-        from pyctr_systemd.cli import run
-
         values: dict[str, Any] = {**definitions.run_values(definition), **_run_options(res), "name": name}
-        config = run.config(**values)
+        config = run_config.build(**values)
         props = definitions.run_properties(config.limits, unified)
         dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
         values["args"], values["env"] = list(values["args"]), list(values["env"])

@@ -14,12 +14,17 @@ import sys
 import click
 
 from pyctr_systemd import bundle as bundles
-from pyctr_systemd import log, oci, spec
+from pyctr_systemd import log, spec
 from pyctr_systemd.cli import verbs
 from pyctr_systemd.cli.verbs import Globals
 from pyctr_systemd.errors import InvalidArgument
-from pyctr_systemd.limits import parse_size
-from pyctr_systemd.resources import Resources
+from pyctr_systemd.oci import delete as oci_delete
+from pyctr_systemd.oci import exec as oci_exec
+from pyctr_systemd.oci import features as oci_features
+from pyctr_systemd.oci import pause as oci_pause
+from pyctr_systemd.oci import ps as oci_ps
+from pyctr_systemd.oci import state as oci_state
+from pyctr_systemd.oci import update as oci_update
 
 pass_globals = click.make_pass_decorator(Globals)
 ID = click.argument("container_id", metavar="ID")
@@ -119,7 +124,7 @@ _format = click.option("-f", "--format", "fmt", type=click.Choice(["table", "jso
 @pass_globals
 def list_command(g: Globals, fmt: str, quiet: bool) -> None:
     """List the containers under --root."""
-    found = oci.list_all(g.store)
+    found = oci_state.list_all(g.store)
     if quiet:
         for s in found:
             click.echo(s["id"])
@@ -140,13 +145,13 @@ def list_command(g: Globals, fmt: str, quiet: bool) -> None:
 @pass_globals
 def ps(g: Globals, fmt: str, container_id: str, ps_args: tuple[str, ...]) -> None:
     """Show the container's processes (ps, default -ef)."""
-    found = oci.pids(g.store, container_id)
+    found = oci_ps.pids(g.store, container_id)
     if fmt == "json":
         if ps_args:
             raise InvalidArgument("ps arguments cannot be combined with --format json")
         click.echo(json.dumps(found))
     else:
-        click.echo(oci.ps_table(found, list(ps_args)), nl=False)
+        click.echo(oci_ps.ps_table(found, list(ps_args)), nl=False)
 
 
 @click.command()
@@ -172,16 +177,8 @@ def delete(g: Globals, container_id: str, force: bool) -> None:
 @pass_globals
 def gc(g: Globals) -> None:
     """Remove what pyctr processes killed midway left: units, groups, state directories."""
-    from pyctr_systemd import hierarchies
-    from pyctr_systemd.systemd import Systemd
-
-    bus = Systemd()
-    for container_id in g.store.unfinished():
-        units = oci.remove_unfinished(g.store, bus, container_id)
-        click.echo(f"{container_id}: removed {', '.join([*units, 'its state'])}")
-    live = {name for name, _, _ in bus.list_units(["*.scope"])}
-    for group in hierarchies.remove_orphans(lambda name: name not in live):
-        click.echo(f"removed the empty group {group}")
+    for line in oci_delete.gc(g.store):
+        click.echo(line)
 
 
 @click.command()
@@ -189,7 +186,7 @@ def gc(g: Globals) -> None:
 @pass_globals
 def pause(g: Globals, container_id: str) -> None:
     """Freeze every process of the container."""
-    oci.pause(g.store, container_id)
+    oci_pause.pause(g.store, container_id)
 
 
 @click.command()
@@ -197,13 +194,7 @@ def pause(g: Globals, container_id: str) -> None:
 @pass_globals
 def resume(g: Globals, container_id: str) -> None:
     """Thaw a paused container."""
-    oci.resume(g.store, container_id)
-
-
-def _size(value: str | None, option: str) -> int | None:
-    if value is None:
-        return None
-    return -1 if value == "-1" else parse_size(value, option)
+    oci_pause.resume(g.store, container_id)
 
 
 @click.command()
@@ -235,19 +226,9 @@ def update(g: Globals, container_id: str, resources_file: str | None, **flags: o
         source = "stdin" if resources_file == "-" else resources_file
         res = spec.parse_resources(spec.loads(text, source), warnings, "", source)
     else:
-        res = Resources(
-            memory_limit=_size(flags["memory"], "--memory"),  # type: ignore[arg-type]
-            memory_reservation=_size(flags["memory_reservation"], "--memory-reservation"),  # type: ignore[arg-type]
-            memory_swap=_size(flags["memory_swap"], "--memory-swap"),  # type: ignore[arg-type]
-            pids_limit=flags["pids_limit"],
-            cpu_shares=flags["cpu_shares"],
-            cpu_quota=flags["cpu_quota"],
-            cpu_period=flags["cpu_period"],
-            cpu_cpus=spec.cpu_list(flags["cpuset_cpus"], "--cpuset-cpus"),  # type: ignore[arg-type]
-            cpu_mems=spec.cpu_list(flags["cpuset_mems"], "--cpuset-mems"),  # type: ignore[arg-type]
-        )
+        res = oci_update.from_flags(**flags)  # type: ignore[arg-type]
     if container_id in g.store.ids():
-        oci.update(g.store, container_id, res, warnings)
+        oci_update.update(g.store, container_id, res, warnings)
     else:  # a defined or detached container (pyctr define, pyctr run -d)
         from pyctr_systemd import service
 
@@ -302,8 +283,8 @@ def exec_command(
         if not command:
             raise InvalidArgument("exec needs a command, or --process")
         record = store.load(container_id)
-        process = oci.process_for_exec(record, list(command), env=env, cwd=cwd, tty=tty, user=user)
-    return oci.exec_process(
+        process = oci_exec.process_for_exec(record, list(command), env=env, cwd=cwd, tty=tty, user=user)
+    return oci_exec.exec_process(
         store,
         container_id,
         process,
@@ -316,7 +297,7 @@ def exec_command(
 @click.command()
 def features() -> None:
     """Print what this runtime supports (runc's features JSON)."""
-    _print_json(oci.features())
+    _print_json(oci_features.features())
 
 
 COMMANDS = (

@@ -1,6 +1,6 @@
 """Declared containers: define, undefine, defined, and the service's own start.
 
-`define` takes `pyctr run`'s options (the same table, cli.run.OPTIONS) plus a
+`define` takes `pyctr run`'s options (the same table, run_config.OPTIONS) plus a
 restart policy; the definition is checked by building the container's run
 configuration from it, exactly as `systemctl start pyctr@NAME` will.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from pyctr_systemd import cgroups, definitions, names, service, stats
+from pyctr_systemd import cgroups, definitions, names, run_config, service, stats
 from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.systemd import UNIT, Systemd
@@ -34,7 +34,7 @@ class _DefineCommand(click.Command):
 
 
 def run_options(exclude: tuple[str, ...] = ()) -> list[click.Parameter]:
-    """click options for `pyctr run`'s table (cli.run.OPTIONS), for run and define alike."""
+    """click options for `pyctr run`'s table (run_config.OPTIONS), for run and define alike."""
     return [
         click.Option(
             [*o.names, o.dest],
@@ -45,7 +45,7 @@ def run_options(exclude: tuple[str, ...] = ()) -> list[click.Parameter]:
             metavar=o.metavar,
             help=o.help,
         )
-        for o in run.OPTIONS
+        for o in run_config.OPTIONS
         if o.dest not in exclude
     ]
 
@@ -71,11 +71,11 @@ def _define_command() -> click.Command:
             raise click.UsageError("define needs the container's NAME first", ctx)
         name = names.validate(ctx.meta["pyctr.name"])
         values = {**values, "command_only": ctx.meta["pyctr.command_only"]}
-        root, command = run.split_args(values["command_only"], values["args"])
+        root, command = run_config.split_args(values["command_only"], values["args"])
         if root is not None and definitions.is_bundle(root):
             definition, dropin = _bundle_definition(name, restart, root, command, values)
         else:
-            config = run.config(**values, name=name)  # every check `pyctr run` makes
+            config = run_config.build(**values, name=name)  # every check `pyctr run` makes
             props = definitions.run_properties(config.limits, cgroups.is_unified())
             dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
             definition = {"restart": restart, "run": _as_stored(values, root)}
@@ -103,8 +103,8 @@ def _as_stored(values: dict[str, Any], root: str | None) -> dict[str, Any]:
     args = list(values["args"])
     if root is not None:
         args[0] = os.path.abspath(root)
-    security = run.absolute_security_opts(values.get("security_opt", ()))
-    return {**values, "args": args, "env": run.resolved(values["env"]), "security_opt": security}
+    security = run_config.absolute_security_opts(values.get("security_opt", ()))
+    return {**values, "args": args, "env": run_config.resolved(values["env"]), "security_opt": security}
 
 
 def _bundle_definition(
@@ -113,7 +113,9 @@ def _bundle_definition(
     """`define NAME BUNDLE`: everything comes from the bundle's config.json."""
     if command:
         raise PyctrError(f"bundle {bundle}: its command is config.json's process.args, not {command[0]!r}")
-    given = [o.names[-1] for o in run.OPTIONS if o.dest in values and values[o.dest] not in (o.default, ())]
+    given = [
+        o.names[-1] for o in run_config.OPTIONS if o.dest in values and values[o.dest] not in (o.default, ())
+    ]
     if set(given) - {"--machine"}:
         raise PyctrError(
             f"{given[0]}: a bundle's settings are in its config.json (give --restart and --machine only)"

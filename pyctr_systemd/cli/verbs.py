@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 
-from pyctr_systemd import log, oci
+from pyctr_systemd import log
 from pyctr_systemd.state import DEFAULT_ROOT, Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pyctr_systemd.oci.create import CreateOptions
 
 
 class Globals:
@@ -35,11 +37,16 @@ class Globals:
         return Store(self.root)
 
 
+# Each verb imports only its own module: a hot command loads no other verb's code.
+
+
 def create_options(
     g: Globals, bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
     no_new_keyring: bool,
-) -> oci.CreateOptions:  # fmt: skip
-    return oci.CreateOptions(
+) -> CreateOptions:  # fmt: skip
+    from pyctr_systemd.oci.create import CreateOptions
+
+    return CreateOptions(
         bundle=bundle,
         pid_file=os.path.abspath(pid_file) if pid_file else "",
         console_socket=os.path.abspath(console_socket) if console_socket else "",
@@ -53,8 +60,10 @@ def create(
     g: Globals, container_id: str, bundle: str = ".", pid_file: str | None = None,
     console_socket: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
 ) -> int:  # fmt: skip
+    from pyctr_systemd.oci import create as oci_create
+
     opts = create_options(g, bundle, pid_file, console_socket, no_pivot, no_new_keyring)
-    oci.create(g.store, container_id, opts)
+    oci_create.create(g.store, container_id, opts)
     return 0
 
 
@@ -63,27 +72,37 @@ def run(
     console_socket: str | None = None, no_pivot: bool = False, detach: bool = False,
     no_new_keyring: bool = False,
 ) -> int:  # fmt: skip
+    from pyctr_systemd.oci import run as oci_run
+
     opts = create_options(g, bundle, pid_file, console_socket, no_pivot, no_new_keyring)
-    return oci.run(g.store, container_id, opts, detach)
+    return oci_run.run(g.store, container_id, opts, detach)
 
 
 def start(g: Globals, container_id: str) -> int:
-    oci.start(g.store, container_id)
+    from pyctr_systemd.oci import start as oci_start
+
+    oci_start.start(g.store, container_id)
     return 0
 
 
 def state(g: Globals, container_id: str) -> int:
-    print(json.dumps(oci.state(g.store, container_id), indent=2))
+    from pyctr_systemd.oci import state as oci_state
+
+    print(json.dumps(oci_state.state(g.store, container_id), indent=2))
     return 0
 
 
 def kill(g: Globals, container_id: str, signal: str = "SIGTERM", all_processes: bool = False) -> int:
-    oci.kill(g.store, container_id, oci.parse_signal(signal), all_processes)
+    from pyctr_systemd.oci import kill as oci_kill
+
+    oci_kill.kill(g.store, container_id, oci_kill.parse_signal(signal), all_processes)
     return 0
 
 
 def delete(g: Globals, container_id: str, force: bool = False) -> int:
-    oci.delete(g.store, container_id, force)
+    from pyctr_systemd.oci import delete as oci_delete
+
+    oci_delete.delete(g.store, container_id, force)
     return 0
 
 

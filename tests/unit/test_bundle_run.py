@@ -9,7 +9,7 @@ import pytest
 
 from pyctr_systemd.cli.run import is_bundle_run
 from pyctr_systemd.errors import InvalidArgument
-from pyctr_systemd.oci import parse_signal
+from pyctr_systemd.oci.kill import parse_signal
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
+from pyctr_systemd import run_config
 from pyctr_systemd.cli import app, run
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.seccomp_profile import SyscallFilter, SyscallRule
@@ -72,14 +73,14 @@ def test_start_path_leaves_the_rest_to_click(args: list[str]) -> None:
 )
 def test_rootfs_and_command(args: list[str], rootfs: str | None, command: tuple[str, ...]) -> None:
     values = click_values(args)
-    assert run.split_args(values["command_only"], values["args"]) == (rootfs, command)  # type: ignore[arg-type]
+    assert run_config.split_args(values["command_only"], values["args"]) == (rootfs, command)  # type: ignore[arg-type]
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_HOST", "yes")
     monkeypatch.delenv("NOT_SET", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-    env = run.environment(("A=1", "FROM_HOST", "NOT_SET", "PATH=/x", "E="), "box")
+    env = run_config.environment(("A=1", "FROM_HOST", "NOT_SET", "PATH=/x", "E="), "box")
     assert env == (
         "PATH=/x",
         "HOME=/root",
@@ -94,12 +95,12 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_environment_rejects_empty_key() -> None:
     with pytest.raises(Exception, match="KEY=VALUE"):
-        run.environment(("=x",), "box")
+        run_config.environment(("=x",), "box")
 
 
 def test_click_builds_help_from_the_same_table() -> None:
     help_text = app.cli.commands["run"].get_help(click.Context(app.cli.commands["run"], info_name="run"))
-    for option in run.OPTIONS:
+    for option in run_config.OPTIONS:
         for name in option.names:
             assert name in help_text
 
@@ -144,30 +145,32 @@ def test_help_and_version() -> None:
 
 
 def test_security_opts(tmp_path: Path) -> None:
-    default, nnp = run.security(())
+    default, nnp = run_config.security(())
     assert default is not None and default.default_action == "SCMP_ACT_ERRNO" and not nnp
-    assert run.security(("seccomp=unconfined", "no-new-privileges")) == (None, True)
-    assert run.security(("no-new-privileges=true", "no-new-privileges=false"))[1] is False
+    assert run_config.security(("seccomp=unconfined", "no-new-privileges")) == (None, True)
+    assert run_config.security(("no-new-privileges=true", "no-new-privileges=false"))[1] is False
     profile = tmp_path / "p.json"
     profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getppid"], '
                        '"action": "SCMP_ACT_ERRNO", "errnoRet": 122}]}')  # fmt: skip
     colon = tmp_path / "a:b.json"  # a path may hold either separator
     colon.write_text(profile.read_text())
     for option in (f"seccomp={profile}", f"seccomp:{profile}", f"seccomp={colon}"):  # docker takes both
-        found, _ = run.security((option,))
+        found, _ = run_config.security((option,))
         assert found == SyscallFilter(
             "SCMP_ACT_ALLOW", None, (), (), (SyscallRule(("getppid",), "SCMP_ACT_ERRNO", 122),)
         )
     profile.write_text('{"defaultAction": "SCMP_ACT_NOPE"}')
     with pytest.raises(InvalidArgument) as e:
-        run.security((f"seccomp={profile}",))
+        run_config.security((f"seccomp={profile}",))
     assert str(e.value).startswith(f"{profile}: defaultAction: ")
 
 
 def test_security_opts_mean_the_same_from_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A definition and `run -d` start from systemd's working directory.
     monkeypatch.chdir(tmp_path)
-    assert run.absolute_security_opts(("seccomp=p.json", "seccomp=unconfined", "no-new-privileges")) == [
+    assert run_config.absolute_security_opts(
+        ("seccomp=p.json", "seccomp=unconfined", "no-new-privileges")
+    ) == [
         f"seccomp={tmp_path}/p.json",
         "seccomp=unconfined",
         "no-new-privileges",

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyctr_systemd import cli, definitions, names, spec
+from pyctr_systemd import cli, definitions, names, run_config, spec
 from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
 from pyctr_systemd.state import Record
@@ -116,7 +116,7 @@ def test_run_command_line(args: list[str]) -> None:
     if values is None:
         return  # click parses it, and says what it refuses
     try:
-        run.config(**values)
+        run_config.build(**values)
     except PyctrError as e:
         one_line(e)
 
@@ -155,6 +155,6 @@ def test_definition(data: Any) -> None:
     if "bundle" not in data:
         try:
             values: dict[str, Any] = {**definitions.run_values(data), "name": "box"}
-            run.config(**values)
+            run_config.build(**values)
         except PyctrError as e:
             one_line(e)

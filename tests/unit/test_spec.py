@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from pyctr_systemd import mounts, oci, spec
+from pyctr_systemd import mounts, spec
 from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.hooks import KINDS
 from pyctr_systemd.init import launch as launcher
+from pyctr_systemd.oci.features import features
 from pyctr_systemd.spec import SpecError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -1096,7 +1097,7 @@ def test_launch_spec_leaves_the_callers_fields_at_their_defaults() -> None:
 
 
 def test_features_shape() -> None:
-    f = oci.features()
+    f = features()
     assert set(f) == {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations"}
     assert f["ociVersionMin"] == "1.0.0"
     assert f["ociVersionMax"] == "1.1.0"
