@@ -47,11 +47,6 @@ class OutOfMemory(PyctrError):
     exit_code = 137  # 128 + SIGKILL, what a shell reports for the payload
 
 
-# Only the pseudo devices the launcher creates (null, zero, full, random,
-# urandom, tty, ptmx and pts); a mknod'ed disk stays unusable.
-DEVICE_POLICY: list[Property] = [("DevicePolicy", "s", "closed")]
-
-
 def create(
     launch: LaunchSpec,
     name: UnitName,
@@ -109,7 +104,7 @@ def run(config: RunConfig, bus: Units | None = None, host: Host = HOST) -> int:
     name = UnitName(names.scope_unit(config.name), names.SLICE)
     if config.named:  # a generated name is new: no round trip to ask
         bus.refuse_live(names.other_units(name.unit, config.name))
-    properties = DEVICE_POLICY + unit_properties(config.limits, unified)
+    properties = unit_properties(config.limits, unified)
     with Forwarding() as forwarding:
         child, paths = create(config.launch, name, f"pyctr container {config.name}", properties, bus, host)
         forwarding.to(child.pid)

@@ -26,7 +26,7 @@ from typing import Any
 
 from pyctr_systemd import names, resources, spec, templates, unit
 from pyctr_systemd.errors import InvalidArgument, PyctrError, RootfsError
-from pyctr_systemd.limits import UINT64_MAX, Limits, Property, cpu_quota, unit_properties
+from pyctr_systemd.limits import UINT64_MAX, Property, cpu_list, cpu_quota
 from pyctr_systemd.run_config import OPTIONS
 
 CONFIG_DIR = "/etc/pyctr"
@@ -73,7 +73,7 @@ def _settings(name: str, value: object) -> list[Setting]:
     if name == "DeviceAllow":
         return [(name, f"{path} {access}") for path, access in value]  # type: ignore[attr-defined]
     if name in ("AllowedCPUs", "AllowedMemoryNodes") and isinstance(value, bytes):
-        return [(name, resources.cpu_list(value))]
+        return [(name, cpu_list(value))]
     if isinstance(value, bool):
         return [(name, "yes" if value else "no")]
     if value == UINT64_MAX:
@@ -83,11 +83,6 @@ def _settings(name: str, value: object) -> list[Setting]:
     if isinstance(value, (str, int)):
         return [(name, str(value))]
     raise InvalidArgument(f"unit property {name}: only plain values can go into a drop-in")
-
-
-def run_properties(limits: Limits, unified: bool) -> list[Property]:
-    """The unit properties of a definition made from `pyctr run` options."""
-    return [("DevicePolicy", "s", "closed"), *unit_properties(limits, unified)]
 
 
 def merged(base: Sequence[Setting], changes: Sequence[Setting]) -> list[Setting]:

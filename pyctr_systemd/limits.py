@@ -50,9 +50,41 @@ def format_size(value: int) -> str:
 
 
 class Limits:
-    """The limits asked for; None means "not set"."""
+    """A container's limits, as systemd's resource-control settings; None means "not set".
 
-    __slots__ = ("memory", "memory_swap", "cpu_shares", "cpu_weight", "cpus", "pids")
+    `pyctr run`'s options make one (checked here, in the options' words); a config.json's
+    linux.resources make one too (resources.limits). unit_properties is the one mapping of
+    either to unit properties, for a scope, a transient service and a drop-in alike.
+    cpu_quota is CPU time per second in µs; sizes are bytes, UINT64_MAX "infinity".
+    """
+
+    __slots__ = (
+        "memory",
+        "memory_low",
+        "memory_swap",
+        "cpu_shares",
+        "cpu_weight",
+        "cpu_quota",
+        "cpu_period",
+        "allowed_cpus",
+        "allowed_mems",
+        "pids",
+        "device_policy",
+        "device_allow",
+    )
+
+    memory: int | None
+    memory_low: int | None
+    memory_swap: int | None  # swap alone, as systemd counts it
+    cpu_shares: int | None
+    cpu_weight: int | None
+    cpu_quota: int | None
+    cpu_period: int | None
+    allowed_cpus: str | None
+    allowed_mems: str | None
+    pids: int | None
+    device_policy: str | None
+    device_allow: list[tuple[str, str]] | None
 
     def __init__(
         self,
@@ -63,7 +95,9 @@ class Limits:
         cpu_weight: int | None = None,
         cpus: float | None = None,
         pids: int | None = None,
+        device_policy: str | None = None,
     ) -> None:
+        """The limits of `pyctr run`'s options, checked."""
         _check_range("--cpu-shares", cpu_shares, CPU_SHARES_MIN, CPU_SHARES_MAX)
         _check_range("--cpu-weight", cpu_weight, CPU_WEIGHT_MIN, CPU_WEIGHT_MAX)
         _check_range("--pids-limit", pids, 1, UINT64_MAX - 1)
@@ -73,8 +107,22 @@ class Limits:
             raise InvalidArgument("invalid value for --memory: 0 (must be more than 0)")
         if cpus is not None and not CPUS_MIN <= cpus <= CPUS_MAX:
             raise InvalidArgument(f"invalid value for --cpus: {cpus} (must be {CPUS_MIN} to {CPUS_MAX})")
-        self.memory, self.memory_swap, self.cpus, self.pids = memory, memory_swap, cpus, pids
+        for name in self.__slots__:
+            setattr(self, name, None)
+        self.memory, self.memory_swap, self.pids = memory, memory_swap, pids
         self.cpu_shares, self.cpu_weight = cpu_shares, cpu_weight
+        self.cpu_quota = None if cpus is None else round(cpus * 1_000_000)
+        self.device_policy = device_policy
+
+    @classmethod
+    def of(cls, **values: object) -> Limits:
+        """Limits from settings already checked (a parsed config.json's)."""
+        found = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(found, name, values.pop(name, None))
+        if values:
+            raise TypeError(f"unknown limits: {sorted(values)}")
+        return found
 
 
 def _check_range(option: str, value: int | None, low: int, high: int) -> None:
@@ -94,29 +142,48 @@ def weight_to_shares(weight: int) -> int:
 def unit_properties(limits: Limits, unified: bool) -> list[Property]:
     """The unit properties for `limits`; `unified` is True on a cgroup v2 system.
 
-    CPU weight has two spellings: CPUShares (v1 cpu.shares) and CPUWeight (v2
-    cpu.weight). We set the one the running layout uses, so `systemctl show`
-    reports what the kernel enforces.
+    What systemd sets only on v2 (MemoryLow, MemorySwapMax, AllowedCPUs and
+    AllowedMemoryNodes) is left out on v1: it would show the property and set nothing.
+    Whoever made the limits warns about that in its user's words (unenforced,
+    resources.limits). CPU weight has two spellings: CPUShares (v1 cpu.shares) and
+    CPUWeight (v2 cpu.weight); the one the running layout uses is set, so `systemctl
+    show` reports what the kernel enforces.
     """
     props: list[Property] = []
     if limits.memory is not None:
         props.append(("MemoryMax", "t", limits.memory))
-    if limits.memory_swap is not None and unified:  # see unenforced()
+    if limits.memory_low is not None and unified:
+        props.append(("MemoryLow", "t", limits.memory_low))
+    if limits.memory_swap is not None and unified:
         props.append(("MemorySwapMax", "t", limits.memory_swap))
-    shares, weight = limits.cpu_shares, limits.cpu_weight
+    props += _cpu_weight(limits.cpu_shares, limits.cpu_weight, unified)
+    if limits.cpu_period is not None:
+        props.append(("CPUQuotaPeriodUSec", "t", limits.cpu_period))
+    if limits.cpu_quota is not None:
+        props.append(("CPUQuotaPerSecUSec", "t", cpu_quota(limits.cpu_quota)))
+    if unified and limits.allowed_cpus:
+        props.append(("AllowedCPUs", "ay", cpu_mask(limits.allowed_cpus)))
+    if unified and limits.allowed_mems:
+        props.append(("AllowedMemoryNodes", "ay", cpu_mask(limits.allowed_mems)))
+    if limits.pids is not None:
+        props.append(("TasksMax", "t", limits.pids))
+    if limits.device_policy is not None:
+        props.append(("DevicePolicy", "s", limits.device_policy))
+    if limits.device_allow is not None:
+        props.append(("DeviceAllow", "a(ss)", limits.device_allow))
+    return props
+
+
+def _cpu_weight(shares: int | None, weight: int | None, unified: bool) -> list[Property]:
     if unified and shares is not None:
         weight = shares_to_weight(shares)
     elif not unified and weight is not None:
         shares = weight_to_shares(weight)
     if unified and weight is not None:
-        props.append(("CPUWeight", "t", weight))
-    elif not unified and shares is not None:
-        props.append(("CPUShares", "t", shares))
-    if limits.cpus is not None:
-        props.append(("CPUQuotaPerSecUSec", "t", cpu_quota(round(limits.cpus * 1_000_000))))
-    if limits.pids is not None:
-        props.append(("TasksMax", "t", limits.pids))
-    return props
+        return [("CPUWeight", "t", weight)]
+    if not unified and shares is not None:
+        return [("CPUShares", "t", shares)]
+    return []
 
 
 def cpu_quota(usec_per_sec: int) -> int:
@@ -137,3 +204,35 @@ def unenforced(limits: Limits, unified: bool) -> list[str]:
     if limits.memory_swap is not None and not unified:
         return ["--memory-swap is not enforced: systemd limits swap only on cgroup v2 (this system runs v1)"]
     return []
+
+
+# systemd's own bound on a CPU set (CPU_SET_MAX_NCPU is 8192 in 252); one far past any
+# machine would make a mask of megabytes.
+MAX_CPUS = 8192
+
+
+def cpu_mask(text: str) -> bytes:
+    """systemd's AllowedCPUs bytes (a little-endian bit mask) for a cpuset list like "0-2,4"."""
+    bits = 0
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        low, _, high = part.partition("-")
+        first, last = int(low), int(high or low)
+        if first < 0 or last < first or last >= MAX_CPUS:
+            raise ValueError(f"invalid CPU range {part!r}")
+        bits |= (1 << (last + 1)) - (1 << first)
+    return bits.to_bytes((bits.bit_length() + 7) // 8 or 1, "little")
+
+
+def cpu_list(mask: bytes) -> str:
+    """The cpuset list ("0-2,4") of an AllowedCPUs mask: cpu_mask's inverse."""
+    bits = int.from_bytes(mask, "little")
+    cpus = [n for n in range(bits.bit_length()) if bits >> n & 1]
+    ranges: list[list[int]] = []
+    for n in cpus:
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)

@@ -7,7 +7,7 @@ container's limits. Pure functions: the cgroup layout is an argument.
 
 from __future__ import annotations
 
-from pyctr_systemd.limits import UINT64_MAX, Property, cpu_quota, shares_to_weight
+from pyctr_systemd.limits import UINT64_MAX, Limits, Property, unit_properties
 
 DEFAULT_CPU_PERIOD = 100_000
 # runc's default allow list (libcontainer/specconv AllowedDevices), as systemd spells devices.
@@ -78,89 +78,70 @@ def _bytes(value: int) -> int:
     return UINT64_MAX if value < 0 else value
 
 
-# systemd's own bound on a CPU set (CPU_SET_MAX_NCPU is 8192 in 252); one far past any
-# machine would make a mask of megabytes.
-MAX_CPUS = 8192
+def limits(
+    r: Resources, unified: bool, devices: bool = True, v1_cpuset: bool = False
+) -> tuple[Limits, list[str]]:
+    """(the container's limits, warnings for what this cgroup layout cannot enforce).
 
-
-def cpu_mask(text: str) -> bytes:
-    """systemd's AllowedCPUs bytes (a little-endian bit mask) for a cpuset list like "0-2,4"."""
-    bits = 0
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
-        if first < 0 or last < first or last >= MAX_CPUS:
-            raise ValueError(f"invalid CPU range {part!r}")
-        bits |= (1 << (last + 1)) - (1 << first)
-    return bits.to_bytes((bits.bit_length() + 7) // 8 or 1, "little")
-
-
-def cpu_list(mask: bytes) -> str:
-    """The cpuset list ("0-2,4") of an AllowedCPUs mask: cpu_mask's inverse."""
-    bits = int.from_bytes(mask, "little")
-    cpus = [n for n in range(bits.bit_length()) if bits >> n & 1]
-    ranges: list[list[int]] = []
-    for n in cpus:
-        if ranges and ranges[-1][1] == n - 1:
-            ranges[-1][1] = n
-        else:
-            ranges.append([n, n])
-    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+    devices: also the device policy (at create; an update changes it only if given rules).
+    v1_cpuset: the caller sets cpus and mems on cgroup v1 itself (pyctr_systemd.hierarchies).
+    """
+    found = Limits.of(
+        memory=None if r.memory_limit is None else _bytes(r.memory_limit),
+        memory_low=None if r.memory_reservation is None else _bytes(r.memory_reservation),
+        memory_swap=_swap(r),
+        cpu_shares=r.cpu_shares,
+        cpu_period=r.cpu_period,
+        # 0 is no quota, as in runc (systemd refuses a zero one)
+        cpu_quota=_quota(r.cpu_quota, r.cpu_period or DEFAULT_CPU_PERIOD) if r.cpu_quota else None,
+        allowed_cpus=r.cpu_cpus or None,
+        allowed_mems=r.cpu_mems or None,
+        pids=None if not r.pids_limit else _bytes(r.pids_limit),
+    )
+    warnings = [] if unified else _unenforced_on_v1(r, v1_cpuset)
+    if devices:
+        device_props, device_warnings = device_properties(r.devices)
+        settings = {name: value for name, _, value in device_props}
+        found.device_policy = str(settings["DevicePolicy"])
+        found.device_allow = settings.get("DeviceAllow")  # type: ignore[assignment]
+        warnings += device_warnings
+    return found, warnings
 
 
 def properties(
     r: Resources, unified: bool, devices: bool = True, v1_cpuset: bool = False
 ) -> tuple[list[Property], list[str]]:
-    """(unit properties, warnings for what this cgroup layout cannot enforce).
+    """(unit properties, warnings): limits() through the one mapping, limits.unit_properties."""
+    found, warnings = limits(r, unified, devices, v1_cpuset)
+    return unit_properties(found, unified), warnings
 
-    devices: also the device policy (at create; an update changes it only if given rules).
-    v1_cpuset: the caller sets cpus and mems on cgroup v1 itself (pyctr_systemd.hierarchies).
-    """
-    props: list[Property] = []
-    warnings: list[str] = []
-    if r.memory_limit is not None:
-        props.append(("MemoryMax", "t", _bytes(r.memory_limit)))
+
+def _swap(r: Resources) -> int | None:
+    """systemd's swap alone, from the runtime-spec's memory plus swap."""
+    if r.memory_swap is None:
+        return None
+    if r.memory_swap < 0 or r.memory_limit is None or r.memory_limit < 0:
+        return UINT64_MAX
+    return max(0, r.memory_swap - r.memory_limit)
+
+
+def _quota(quota: int, period: int) -> int:
+    return UINT64_MAX if quota < 0 else quota * 1_000_000 // period
+
+
+def _unenforced_on_v1(r: Resources, v1_cpuset: bool) -> list[str]:
+    warnings = []
     if r.memory_reservation is not None:
-        if unified:
-            props.append(("MemoryLow", "t", _bytes(r.memory_reservation)))
-        else:
-            warnings.append("memory.reservation is not enforced: systemd sets MemoryLow only on cgroup v2")
+        warnings.append("memory.reservation is not enforced: systemd sets MemoryLow only on cgroup v2")
     if r.memory_swap is not None:
-        if not unified:
-            warnings.append("memory.swap is not enforced: systemd limits swap only on cgroup v2")
-        elif r.memory_swap < 0 or r.memory_limit is None or r.memory_limit < 0:
-            props.append(("MemorySwapMax", "t", UINT64_MAX))
-        else:  # the runtime-spec's swap is memory plus swap; systemd's is swap alone
-            props.append(("MemorySwapMax", "t", max(0, r.memory_swap - r.memory_limit)))
-    if r.cpu_shares is not None:
-        if unified:
-            props.append(("CPUWeight", "t", shares_to_weight(r.cpu_shares)))
-        else:
-            props.append(("CPUShares", "t", r.cpu_shares))
-    if r.cpu_quota is not None or r.cpu_period is not None:
-        period = r.cpu_period or DEFAULT_CPU_PERIOD
-        if r.cpu_period is not None:
-            props.append(("CPUQuotaPeriodUSec", "t", period))
-        if r.cpu_quota:  # 0 is no quota, as in runc (systemd refuses a zero one)
-            per_sec = UINT64_MAX if r.cpu_quota < 0 else cpu_quota(r.cpu_quota * 1_000_000 // period)
-            props.append(("CPUQuotaPerSecUSec", "t", per_sec))
+        warnings.append("memory.swap is not enforced: systemd limits swap only on cgroup v2")
     for name, value, prop in (
         ("cpus", r.cpu_cpus, "AllowedCPUs"),
         ("mems", r.cpu_mems, "AllowedMemoryNodes"),
     ):
-        if value:
-            if unified:
-                props.append((prop, "ay", cpu_mask(value)))
-            elif not v1_cpuset:
-                warnings.append(f"cpu.{name} is not enforced: systemd sets {prop} only on cgroup v2")
-    if r.pids_limit is not None and r.pids_limit != 0:
-        props.append(("TasksMax", "t", UINT64_MAX if r.pids_limit < 0 else r.pids_limit))
-    if not devices:
-        return props, warnings
-    device_props, device_warnings = device_properties(r.devices)
-    return props + device_props, warnings + device_warnings
+        if value and not v1_cpuset:
+            warnings.append(f"cpu.{name} is not enforced: systemd sets {prop} only on cgroup v2")
+    return warnings
 
 
 def _device_name(rule: DeviceRule) -> str | None:

@@ -171,6 +171,9 @@ def build(
         cpu_weight=cpu_weight,
         cpus=cpus,
         pids=pids_limit,
+        # Only the pseudo devices the launcher creates (null, zero, full, random, urandom,
+        # tty, ptmx and pts): a mknod'ed disk stays unusable.
+        device_policy="closed",
     )
     seccomp, no_new_privileges = security(security_opt)
     spec = LaunchSpec(

@@ -164,7 +164,6 @@ def _start_detached(
             ("OOMPolicy", "s", "stop"),
             ("TimeoutStopUSec", "t", STOP_TIMEOUT_USEC),
             ("LogExtraFields", "aay", [f"CONTAINER_NAME={name}".encode()]),
-            ("DevicePolicy", "s", "closed"),
             *ACCOUNTING,
             *unit_properties(limits, unified),
         ],
@@ -231,7 +230,7 @@ def _persist(name: str, res: Resources, props: list[Property], unified: bool) ->
     else:
         values: dict[str, Any] = {**definitions.run_values(definition), **_run_options(res), "name": name}
         config = run_config.build(**values)
-        props = definitions.run_properties(config.limits, unified)
+        props = unit_properties(config.limits, unified)
         dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
         values["args"], values["env"] = list(values["args"]), list(values["env"])
         definition["run"] = values

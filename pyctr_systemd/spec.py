@@ -18,8 +18,9 @@ from pyctr_systemd import syscalls as sc
 from pyctr_systemd.errors import InvalidArgument
 from pyctr_systemd.hooks import KINDS, Hook
 from pyctr_systemd.init import launch
+from pyctr_systemd.limits import MAX_CPUS, cpu_mask
 from pyctr_systemd.mounts import Device, MountEntry
-from pyctr_systemd.resources import MAX_CPUS, DeviceRule, Resources, cpu_mask
+from pyctr_systemd.resources import DeviceRule, Resources
 
 CAPABILITIES = (
     "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "

@@ -17,6 +17,7 @@ import click
 from pyctr_systemd import cgroups, definitions, names, run_config, service, stats
 from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
+from pyctr_systemd.limits import unit_properties
 from pyctr_systemd.systemd import UNIT, Systemd
 
 
@@ -76,7 +77,7 @@ def _define_command() -> click.Command:
             definition, dropin = _bundle_definition(name, restart, root, command, values)
         else:
             config = run_config.build(**values, name=name)  # every check `pyctr run` makes
-            props = definitions.run_properties(config.limits, cgroups.is_unified())
+            props = unit_properties(config.limits, cgroups.is_unified())
             dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
             definition = {"restart": restart, "run": _as_stored(values, root)}
         bus = Systemd()

@@ -264,7 +264,7 @@ def test_lifecycle_refusals_change_nothing(oci_bundle: Bundle) -> None:
         assert "already exists" in refused("create", "--bundle", str(oci_bundle.path), cid)
         assert status(cid) == "created"
         ok("start", cid)
-        assert "cannot start a container that is running" in refused("start", cid)
+        assert "cannot start an already running container" in refused("start", cid)  # runc's words
         assert "not stopped: running" in refused("delete", cid)
         assert status(cid) == "running"
     finally:

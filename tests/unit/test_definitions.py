@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from pyctr_systemd import definitions, resources
+from pyctr_systemd import definitions, limits, run_config
 from pyctr_systemd.errors import InvalidArgument
-from pyctr_systemd.limits import UINT64_MAX, Limits
+from pyctr_systemd.limits import UINT64_MAX, unit_properties
 
 
 def test_properties_become_the_settings_systemctl_edit_would_show() -> None:
@@ -18,7 +20,7 @@ def test_properties_become_the_settings_systemctl_edit_would_show() -> None:
             ("CPUQuotaPeriodUSec", "t", 50_000),
             ("DevicePolicy", "s", "strict"),
             ("DeviceAllow", "a(ss)", [("/dev/null", "rwm"), ("char-pts", "rw")]),
-            ("AllowedCPUs", "ay", resources.cpu_mask("0-2,5")),
+            ("AllowedCPUs", "ay", limits.cpu_mask("0-2,5")),
             ("CPUAccounting", "b", False),
         ]
     )
@@ -67,7 +69,12 @@ def test_updates_replace_settings_by_name_and_add_new_ones() -> None:
 
 
 def test_the_dropin_carries_restart_and_limits() -> None:
-    props = definitions.run_properties(Limits(memory=32 << 20, pids=10), unified=True)
+    values: dict[str, Any] = {o.dest: o.default for o in run_config.OPTIONS} | {
+        "memory": "32M",
+        "pids_limit": 10,
+    }
+    config = run_config.build(**values, command_only=False, args=())  # as `pyctr define` makes it
+    props = unit_properties(config.limits, unified=True)
     text = definitions.render_dropin("web", "on-failure", definitions.unit_settings(props))
     lines = text.splitlines()
     assert "[Service]" in lines and "Restart=on-failure" in lines
@@ -78,5 +85,5 @@ def test_the_dropin_carries_restart_and_limits() -> None:
 
 @pytest.mark.parametrize("cpus", ["0", "0-3", "1,3,5-7", "2-2,4"])
 def test_cpu_list_reads_back_what_cpu_mask_made(cpus: str) -> None:
-    assert resources.cpu_mask(resources.cpu_list(resources.cpu_mask(cpus))) == resources.cpu_mask(cpus)
-    assert resources.cpu_list(resources.cpu_mask("1,3,5-7")) == "1,3,5-7"
+    assert limits.cpu_mask(limits.cpu_list(limits.cpu_mask(cpus))) == limits.cpu_mask(cpus)
+    assert limits.cpu_list(limits.cpu_mask("1,3,5-7")) == "1,3,5-7"

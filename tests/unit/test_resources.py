@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pyctr_systemd import resources, spec
-from pyctr_systemd.limits import UINT64_MAX
-from pyctr_systemd.resources import DEFAULT_DEVICE_ALLOW, DeviceRule, Resources, cpu_mask, device_properties
+from pyctr_systemd.limits import UINT64_MAX, cpu_mask
+from pyctr_systemd.resources import DEFAULT_DEVICE_ALLOW, DeviceRule, Resources, device_properties
 
 DATA = Path(__file__).resolve().parent / "data"
 V1, V2 = False, True

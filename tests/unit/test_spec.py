@@ -475,7 +475,7 @@ def test_set_values_of_unhonoured_fields_are_warned_about() -> None:
 @pytest.mark.parametrize("key", ["cpus", "mems"])
 @pytest.mark.parametrize("text", ["0-x", "3-1", "-1", "all"])
 def test_unreadable_cpu_list_is_a_spec_error(key: str, text: str) -> None:
-    # resources.cpu_mask raises ValueError on these at create (cgroup v2): a bad config
+    # limits.cpu_mask raises ValueError on these at create (cgroup v2): a bad config
     # must be a one-line SpecError here instead.
     with pytest.raises(SpecError, match=rf"^config\.json: linux\.resources\.cpu\.{key}: "):
         spec.parse_resources({"cpu": {key: text}}, [])
