@@ -118,12 +118,12 @@ def _notify(*fields: str) -> None:
         sock.sendto("\n".join(fields).encode(), "\0" + path[1:] if path.startswith("@") else path)
 
 
-def run_detached(values: dict[str, Any]) -> int:
+def run_detached(values: dict[str, Any], bus: Units | None = None, host: Host = HOST) -> int:
     """`pyctr run -d`: the container as the transient service pyctr-NAME.service."""
     name = names.validate(values["name"]) if values.get("name") else names.generate()
     values = {k: v for k, v in values.items() if k not in _NOT_PASSED} | {"name": name}
     config = run_config.build(**values)  # every check, before anything exists
-    unified = cgroups.is_unified()
+    unified = host.unified()
     for warning in unenforced(config.limits, unified):
         os.write(2, f"pyctr: warning: {warning}\n".encode())
     values["args"], values["env"] = list(values["args"]), list(values["env"])
@@ -131,7 +131,7 @@ def run_detached(values: dict[str, Any]) -> int:
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     argv = [sys.executable, "-m", "pyctr_systemd", "service-run", json.dumps(values)]
     unit = names.detached_unit(name)
-    bus = Systemd()
+    bus = bus or Systemd()
     bus.refuse_live(names.other_units(unit, name))
     try:
         _start_detached(bus, unit, name, argv, package, config.limits, unified)
@@ -149,7 +149,7 @@ def run_detached(values: dict[str, Any]) -> int:
 
 
 def _start_detached(
-    bus: Systemd, unit: str, name: str, argv: list[str], package: str, limits: Limits, unified: bool
+    bus: Units, unit: str, name: str, argv: list[str], package: str, limits: Limits, unified: bool
 ) -> None:
     bus.start_transient(
         unit,
@@ -173,7 +173,7 @@ def _start_detached(
         raise PyctrError(f"container {name} did not start: {_last_journal_line(unit) or state}")
 
 
-def stop(bus: Systemd, unit: str) -> None:
+def stop(bus: Units, unit: str) -> None:
     """Stop a container's service and wait, as `delete` does, until its processes are gone.
     systemd may call the unit stopped while the rest of its pid namespace is still being
     killed ("remains running after unit stopped"), and then leaves its cgroups behind: empty
@@ -195,12 +195,12 @@ def stop(bus: Systemd, unit: str) -> None:
                 continue  # a mount of another part of the hierarchy
 
 
-def update(name: str, res: Resources) -> None:
+def update(name: str, res: Resources, bus: Units | None = None, host: Host = HOST) -> None:
     """`pyctr update NAME`: new limits for a defined or detached container, live
     (SetUnitProperties) and, for a defined one, in its definition and drop-in too,
     so they outlast a daemon-reload or a restart."""
-    bus = Systemd()
-    unified = cgroups.is_unified()
+    bus = bus or Systemd()
+    unified = host.unified()
     is_defined = name in definitions.defined()
     unit = names.defined_unit(name) if is_defined else names.detached_unit(name)
     if not is_defined and bus.unit_path(unit) is None:
@@ -265,3 +265,94 @@ def _last_journal_line(unit: str) -> str:
             return done.stdout.strip().removeprefix("pyctr: ")
         time.sleep(0.05)
     return ""
+
+
+def define(
+    name: str, restart: str, values: dict[str, Any], bus: Units | None = None, host: Host = HOST
+) -> list[str]:
+    """`pyctr define NAME`: the definition of `pyctr run` option values (or of a bundle) and
+    its drop-in, written and applied, or nothing if any step fails. Its warnings."""
+    name = names.validate(name)
+    root, command = run_config.split_args(values["command_only"], values["args"])
+    warnings: list[str] = []
+    if root is not None and definitions.is_bundle(root):
+        definition, dropin, warnings = _bundle_definition(name, restart, root, command, values, host)
+    else:
+        config = run_config.build(**values, name=name)  # every check `pyctr run` makes
+        props = unit_properties(config.limits, host.unified())
+        dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
+        definition = {"restart": restart, "run": _as_stored(values, root)}
+    systemd = bus or Systemd()
+
+    def apply() -> None:
+        definitions.forget_runtime_changes(name)  # the definition is the truth again
+        systemd.reload()
+
+    definitions.save_and_apply(name, definition, dropin, apply)
+    return warnings
+
+
+def _as_stored(values: dict[str, Any], root: str | None) -> dict[str, Any]:
+    """Run option values that mean the same when systemd starts them: an
+    absolute ROOTFS, and `-e KEY` with the caller's value now."""
+    args = list(values["args"])
+    if root is not None:
+        args[0] = os.path.abspath(root)
+    security = run_config.absolute_security_opts(values.get("security_opt", ()))
+    return {**values, "args": args, "env": run_config.resolved(values["env"]), "security_opt": security}
+
+
+def _bundle_definition(
+    name: str, restart: str, bundle: str, command: tuple[str, ...], values: dict[str, Any], host: Host
+) -> tuple[dict[str, object], str, list[str]]:
+    """`define NAME BUNDLE`: everything comes from the bundle's config.json."""
+    if command:
+        raise PyctrError(f"bundle {bundle}: its command is config.json's process.args, not {command[0]!r}")
+    given = [
+        o.names[-1] for o in run_config.OPTIONS if o.dest in values and values[o.dest] not in (o.default, ())
+    ]
+    if set(given) - {"--machine"}:
+        raise PyctrError(
+            f"{given[0]}: a bundle's settings are in its config.json (give --restart and --machine only)"
+        )
+    config, warnings = definitions.bundle_config(bundle)
+    props, more = definitions.bundle_properties(config, host.unified())
+    dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
+    definition = {"restart": restart, "bundle": config.bundle, "machine": bool(values["machine"])}
+    return definition, dropin, warnings + more
+
+
+def undefine(name: str, bus: Units | None = None) -> None:
+    """Stop a declared container and remove its definition and drop-in."""
+    bus = bus or Systemd()
+    unit = names.defined_unit(name)
+    bus.stop(unit, unload=False)
+    bus.reset_failed(unit)  # a failed run is forgotten with its definition
+    definitions.remove(name)
+    definitions.forget_runtime_changes(name)
+    bus.reload()
+
+
+def unit_of(bus: Units, name: str) -> str:
+    """The service of a defined or detached container."""
+    names.validate(name)
+    if name in definitions.defined():
+        return names.defined_unit(name)
+    unit = names.detached_unit(name)
+    if bus.unit_path(unit) is None:
+        raise PyctrError(f"no container {name}: neither defined nor running detached")
+    return unit
+
+
+def remove(name: str, force: bool, bus: Units | None = None) -> None:
+    """`pyctr rm`: a stopped detached container's service and its failed state (with
+    force, a running one's too)."""
+    bus = bus or Systemd()
+    unit = names.detached_unit(name)
+    state = bus.active_state(unit)
+    if state is None:
+        raise PyctrError(f"no detached container {name}")
+    if state in ("active", "activating", "deactivating", "reloading") and not force:
+        raise PyctrError(f"container {name} is {state}: stop it first, or rm -f")
+    stop(bus, unit)
+    bus.reset_failed(unit)

@@ -14,10 +14,9 @@ from typing import Any
 
 import click
 
-from pyctr_systemd import cgroups, definitions, names, run_config, service, stats
+from pyctr_systemd import definitions, names, run_config, service, stats
 from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
-from pyctr_systemd.limits import unit_properties
 from pyctr_systemd.systemd import UNIT, Systemd
 
 
@@ -70,23 +69,9 @@ def _define_command() -> click.Command:
     def callback(ctx: click.Context, restart: str, **values: Any) -> None:
         if "pyctr.name" not in ctx.meta:
             raise click.UsageError("define needs the container's NAME first", ctx)
-        name = names.validate(ctx.meta["pyctr.name"])
         values = {**values, "command_only": ctx.meta["pyctr.command_only"]}
-        root, command = run_config.split_args(values["command_only"], values["args"])
-        if root is not None and definitions.is_bundle(root):
-            definition, dropin = _bundle_definition(name, restart, root, command, values)
-        else:
-            config = run_config.build(**values, name=name)  # every check `pyctr run` makes
-            props = unit_properties(config.limits, cgroups.is_unified())
-            dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
-            definition = {"restart": restart, "run": _as_stored(values, root)}
-        bus = Systemd()
-
-        def apply() -> None:
-            definitions.forget_runtime_changes(name)  # the definition is the truth again
-            bus.reload()
-
-        definitions.save_and_apply(name, definition, dropin, apply)
+        for warning in service.define(ctx.meta["pyctr.name"], restart, values):
+            click.echo(f"pyctr: warning: {warning}", err=True)
 
     return _DefineCommand(
         "define",
@@ -98,48 +83,11 @@ def _define_command() -> click.Command:
     )
 
 
-def _as_stored(values: dict[str, Any], root: str | None) -> dict[str, Any]:
-    """Run option values that mean the same when systemd starts them: an
-    absolute ROOTFS, and `-e KEY` with the caller's value now."""
-    args = list(values["args"])
-    if root is not None:
-        args[0] = os.path.abspath(root)
-    security = run_config.absolute_security_opts(values.get("security_opt", ()))
-    return {**values, "args": args, "env": run_config.resolved(values["env"]), "security_opt": security}
-
-
-def _bundle_definition(
-    name: str, restart: str, bundle: str, command: tuple[str, ...], values: dict[str, Any]
-) -> tuple[dict[str, object], str]:
-    """`define NAME BUNDLE`: everything comes from the bundle's config.json."""
-    if command:
-        raise PyctrError(f"bundle {bundle}: its command is config.json's process.args, not {command[0]!r}")
-    given = [
-        o.names[-1] for o in run_config.OPTIONS if o.dest in values and values[o.dest] not in (o.default, ())
-    ]
-    if set(given) - {"--machine"}:
-        raise PyctrError(
-            f"{given[0]}: a bundle's settings are in its config.json (give --restart and --machine only)"
-        )
-    config, warnings = definitions.bundle_config(bundle)
-    props, more = definitions.bundle_properties(config, cgroups.is_unified())
-    for warning in warnings + more:
-        click.echo(f"pyctr: warning: {warning}", err=True)
-    dropin = definitions.render_dropin(name, restart, definitions.unit_settings(props))
-    return {"restart": restart, "bundle": config.bundle, "machine": bool(values["machine"])}, dropin
-
-
 @click.command()
 @click.argument("container_name", metavar="NAME")
 def undefine(container_name: str) -> None:
     """Stop a declared container and remove its definition and drop-in."""
-    bus = Systemd()
-    unit = names.defined_unit(names.validate(container_name))
-    bus.stop(unit, unload=False)
-    bus.reset_failed(unit)  # a failed run is forgotten with its definition
-    definitions.remove(container_name)
-    definitions.forget_runtime_changes(container_name)
-    bus.reload()
+    service.undefine(names.validate(container_name))
 
 
 @click.command()
@@ -169,24 +117,13 @@ def service_run(values: str) -> int:
     return service.start_detached(values)
 
 
-def _unit_of(bus: Systemd, name: str) -> str:
-    """The service of a defined or detached container."""
-    names.validate(name)
-    if name in definitions.defined():
-        return names.defined_unit(name)
-    unit = names.detached_unit(name)
-    if bus.unit_path(unit) is None:
-        raise PyctrError(f"no container {name}: neither defined nor running detached")
-    return unit
-
-
 @click.command()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
 @click.option("-n", "--lines", type=int, help="Only the last N lines.")
 @click.argument("container_name", metavar="NAME")
 def logs(container_name: str, follow: bool, lines: int | None) -> None:
     """A container's output, from the journal (defined and detached containers)."""
-    unit = _unit_of(Systemd(), container_name)
+    unit = service.unit_of(Systemd(), container_name)
     argv = ["journalctl", "--unit", unit, "--output", "cat", "--no-pager"]
     argv += ["--follow"] if follow else []
     argv += ["--lines", str(lines)] if lines is not None else []
@@ -199,7 +136,7 @@ def logs(container_name: str, follow: bool, lines: int | None) -> None:
 def stop(container_name: str) -> None:
     """Stop a detached or defined container (SIGTERM, then SIGKILL after 10s)."""
     bus = Systemd()
-    service.stop(bus, _unit_of(bus, container_name))
+    service.stop(bus, service.unit_of(bus, container_name))
 
 
 @click.command()
@@ -207,15 +144,7 @@ def stop(container_name: str) -> None:
 @click.argument("container_name", metavar="NAME")
 def rm(container_name: str, force: bool) -> None:
     """Remove a stopped detached container (its service and its failed state)."""
-    bus = Systemd()
-    unit = names.detached_unit(names.validate(container_name))
-    state = bus.active_state(unit)
-    if state is None:
-        raise PyctrError(f"no detached container {container_name}")
-    if state in ("active", "activating", "deactivating", "reloading") and not force:
-        raise PyctrError(f"container {container_name} is {state}: stop it first, or rm -f")
-    service.stop(bus, unit)
-    bus.reset_failed(unit)
+    service.remove(names.validate(container_name), force)
 
 
 @click.command("stats")

@@ -8,7 +8,6 @@ from pyctr_systemd.oci.create import CreateOptions, create
 from pyctr_systemd.oci.delete import delete
 from pyctr_systemd.oci.start import start
 from pyctr_systemd.state import Store
-from pyctr_systemd.systemd import Systemd
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,7 +18,6 @@ def run(
     store: Store, container_id: str, opts: CreateOptions, detach: bool, *, bus: Units | None = None,
     host: Host = HOST,
 ) -> int:  # fmt: skip
-    bus = bus or Systemd()  # one connection for the create, the start and the delete
     if detach:
         create(store, container_id, opts, bus=bus, host=host)
         _start_or_delete(store, container_id, bus, host)
@@ -48,7 +46,7 @@ def run(
     return container.exit_code(status)
 
 
-def _start_or_delete(store: Store, container_id: str, bus: Units, host: Host) -> None:
+def _start_or_delete(store: Store, container_id: str, bus: Units | None, host: Host) -> None:
     try:
         start(store, container_id)
     except BaseException:

@@ -24,6 +24,8 @@ class FakeUnits:
         self.started: dict[str, list[Property]] = {}
         self.properties: dict[tuple[str, str], object] = {}
         self.listed: list[tuple[str, str, str]] = []
+        self.states: dict[str, str] = {}
+        self.fail_reload: Exception | None = None
         self._invocation, self._fail_start = invocation, fail_start
 
     def named(self, method: str) -> list[Call]:
@@ -69,6 +71,22 @@ class FakeUnits:
         if live:
             raise ContainerExists(f"container name is already in use: {live[0]} is active")
 
+    def unit_path(self, unit: str) -> str | None:
+        self.calls.append(("unit_path", unit))
+        return f"/org/freedesktop/systemd1/unit/{unit}" if unit in self.started else None
+
+    def active_state(self, unit: str) -> str | None:
+        self.calls.append(("active_state", unit))
+        return self.states.get(unit, "active" if unit in self.started else None)
+
+    def reset_failed(self, unit: str) -> None:
+        self.calls.append(("reset_failed", unit))
+
+    def reload(self) -> None:
+        self.calls.append(("reload",))
+        if self.fail_reload is not None:
+            raise self.fail_reload
+
     def call(
         self, destination: str, path: str, interface: str, method: str, signature: str = "",
         *args: object, auto_start: bool = True,
@@ -109,8 +127,8 @@ class FakeChild:
         try:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass  # reaped already (by the code under test)
+        except (ChildProcessError, ProcessLookupError):
+            pass  # ended and reaped already
 
 
 class FakeWatch:

@@ -9,11 +9,13 @@ import json
 import os
 import signal
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pyctr_systemd import container, service, spec
+from pyctr_systemd import cgroups, container, definitions, run_config, service, spec
 from pyctr_systemd.errors import ContainerExists, LaunchError, SystemdError
 from pyctr_systemd.init import sync
 from pyctr_systemd.init.launch import LaunchSpec
@@ -21,6 +23,7 @@ from pyctr_systemd.limits import Limits
 from pyctr_systemd.oci import delete as oci_delete
 from pyctr_systemd.oci import exec as oci_exec
 from pyctr_systemd.oci import lifecycle
+from pyctr_systemd.oci import start as oci_start
 from pyctr_systemd.oci.create import CreateOptions, create
 from pyctr_systemd.run_config import RunConfig
 from pyctr_systemd.state import InvalidState, Store, process_start_time
@@ -322,3 +325,107 @@ def test_a_payload_that_cannot_be_exec_d_is_not_handed_over(monkeypatch: pytest.
             FakeHost(child=child),
         )
     assert child.aborted and bus.named("unit_property") == []
+
+
+# --- start: the exec fifo ---------------------------------------------------------------
+
+
+@pytest.fixture
+def created(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Store, FakeChild]]:
+    """A created container whose init is a shell that writes the fifo's byte once a reader
+    opens it, as the launcher does; it stands in the container's unit as far as state can
+    tell (where a process really is is the integration tests' to check)."""
+    store.reserve("c1")
+    init = FakeChild("sh", "-c", f"printf x > {store.fifo('c1')}; sleep 60")
+    while Path(f"/proc/{init.pid}/wchan").read_text() != "wait_for_partner":
+        time.sleep(0.001)  # until it waits in the fifo's open, as a created init does
+    start_time = process_start_time(init.pid)
+    assert start_time is not None
+    store.save(record("c1", pid=init.pid, start_time=start_time, hooks={}))
+    real = cgroups.of_pid
+    monkeypatch.setattr(
+        cgroups, "of_pid", lambda pid: {"name=systemd": GROUP} if pid == init.pid else real(pid)
+    )
+    yield store, init
+    init.end()
+
+
+def test_start_releases_the_init_and_a_second_start_is_refused(created: tuple[Store, FakeChild]) -> None:
+    store, init = created
+    assert lifecycle.status(store, store.load("c1")) == "created"
+    oci_start.start(store, "c1")
+    assert not os.path.exists(store.fifo("c1"))  # whoever opened it first started it
+    assert lifecycle.status(store, store.load("c1")) == "running"
+    with pytest.raises(InvalidState, match="cannot start an already running container"):
+        oci_start.start(store, "c1")
+
+
+def test_start_of_a_container_whose_init_died_says_so(created: tuple[Store, FakeChild]) -> None:
+    store, init = created
+    record_ = store.load("c1")
+    pidfd = os.pidfd_open(init.pid)
+    init.end()
+    with pytest.raises(InvalidState, match="ended before it could start"):
+        oci_start._release(store.fifo("c1"), pidfd, "c1")
+    os.close(pidfd)
+    assert lifecycle.status(store, record_) == "stopped"
+
+
+# --- declared containers: define is all or nothing --------------------------------------
+
+
+@pytest.fixture
+def config_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("CONFIG_DIR", "UNIT_DIR", "RUNTIME_DIR"):
+        monkeypatch.setattr(definitions, name, str(tmp_path / name.lower()))
+    return tmp_path
+
+
+def _run_values(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        o.dest: o.default for o in run_config.OPTIONS if o.dest not in ("name", "detach")
+    }
+    return values | {"command_only": False, "args": ("/", "sleep", "1")} | changes
+
+
+def test_define_writes_the_definition_and_drop_in_then_reloads(config_dirs: Path) -> None:
+    bus = FakeUnits()
+    service.define("web", "always", _run_values(memory="32M"), bus)
+    assert bus.calls[-1] == ("reload",)
+    assert json.loads(Path(definitions.path("web")).read_text())["run"]["memory"] == "32M"
+    dropin = Path(definitions.dropin_path("web")).read_text().splitlines()
+    assert {"Restart=always", "DevicePolicy=closed", f"MemoryMax={32 << 20}"} <= set(dropin)
+
+
+def test_a_define_whose_reload_fails_leaves_nothing(config_dirs: Path) -> None:
+    bus = FakeUnits()
+    bus.fail_reload = SystemdError("systemd could not reload its units: No space left on device")
+    with pytest.raises(SystemdError):
+        service.define("web", "no", _run_values(), bus)
+    assert definitions.defined() == []
+    assert not os.path.exists(definitions.dropin_path("web"))
+    assert bus.named("reload") == [("reload",), ("reload",)]  # and the state before, applied again
+
+
+def test_a_redefine_whose_reload_fails_puts_the_earlier_definition_back(config_dirs: Path) -> None:
+    service.define("web", "no", _run_values(memory="32M"), FakeUnits())
+    before = Path(definitions.dropin_path("web")).read_text()
+    bus = FakeUnits()
+    bus.fail_reload = SystemdError("reload failed")
+    with pytest.raises(SystemdError):
+        service.define("web", "always", _run_values(memory="64M"), bus)
+    assert Path(definitions.dropin_path("web")).read_text() == before
+    assert json.loads(Path(definitions.path("web")).read_text())["run"]["memory"] == "32M"
+
+
+def test_rm_refuses_a_running_detached_container_unless_forced() -> None:
+    bus = FakeUnits()
+    bus.states["pyctr-web.service"] = "active"
+    with pytest.raises(Exception, match="container web is active: stop it first, or rm -f"):
+        service.remove("web", False, bus)
+    assert bus.named("stop") == []
+    service.remove("web", True, bus)
+    assert [c for c in bus.calls if c[0] in ("stop", "reset_failed")] == [
+        ("stop", "pyctr-web.service"),
+        ("reset_failed", "pyctr-web.service"),
+    ]
