@@ -104,6 +104,24 @@ def _connect() -> dbus.Connection:
         raise SystemdError(f"cannot connect to the system bus: {message}") from None
 
 
+# Where systemd writes a transient unit; it loads the unit from there.
+TRANSIENT_DIR = "/run/systemd/transient"
+_FULL = 64 << 10  # less free than this, and systemd cannot write a unit's settings
+
+
+def _why(e: BusError) -> str:
+    """systemd's reason, or the cause it does not name: a transient unit it could not write
+    to a full /run does not load, and systemd says only that it is not found."""
+    if e.name not in _NOT_THERE:
+        return str(e)
+    try:
+        fs = os.statvfs(TRANSIENT_DIR)
+    except OSError:
+        return str(e)
+    free = fs.f_bavail * fs.f_frsize
+    return f"{TRANSIENT_DIR} is full ({free // 1024} KiB free)" if free < _FULL else str(e)
+
+
 class Systemd:
     """One connection to the system bus, for the life of one pyctr command."""
 
@@ -264,7 +282,7 @@ class Systemd:
             job = self._start_transient(unit, props)
         except BusError as e:
             if e.name != "org.freedesktop.systemd1.UnitExists":
-                raise SystemdError(f"systemd refused to start {unit}: {e}") from None
+                raise SystemdError(f"systemd refused to start {unit}: {_why(e)}") from None
             # A leftover failed or dead unit of that name may be reset and reused;
             # a live one means the name is taken.
             state = self.active_state(unit)

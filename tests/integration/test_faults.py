@@ -254,3 +254,29 @@ def test_a_define_that_cannot_be_written_leaves_nothing(tmp_path: Path) -> None:
     finally:
         subprocess.run(["umount", str(full)], check=True)
         full.rmdir()
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["scope", "service"])
+def test_a_run_when_run_is_full_names_what_is_full_and_leaves_nothing(detach: bool) -> None:
+    """systemd cannot write a transient unit into a full /run/systemd/transient; the unit
+    then does not load, and systemd says only "Unit ... not found". pyctr says what is full."""
+    from pyctr_systemd.systemd import TRANSIENT_DIR
+
+    name = new_id()
+    unit = f"pyctr-{name}.{'service' if detach else 'scope'}"
+    made = not Path(TRANSIENT_DIR).exists()  # systemd makes it with its first transient unit
+    Path(TRANSIENT_DIR).mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "pyctr-test-full", TRANSIENT_DIR], check=True)
+    try:
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={TRANSIENT_DIR}/filler", "bs=4k", "count=2"], capture_output=True
+        )
+        done = pyctr("run", *(["-d"] if detach else []), "--name", name, "--", "true")
+    finally:
+        subprocess.run(["umount", TRANSIENT_DIR], check=True)
+        if made:
+            Path(TRANSIENT_DIR).rmdir()
+    assert done.returncode == 125
+    assert done.stderr.startswith(f"pyctr: systemd refused to start {unit}: {TRANSIENT_DIR} is full (")
+    assert done.stderr.count("\n") == 1
+    assert systemctl("list-units", "--all", "--no-legend", unit).stdout.strip() == ""
