@@ -280,3 +280,30 @@ def test_a_run_when_run_is_full_names_what_is_full_and_leaves_nothing(detach: bo
     assert done.stderr.startswith(f"pyctr: systemd refused to start {unit}: {TRANSIENT_DIR} is full (")
     assert done.stderr.count("\n") == 1
     assert systemctl("list-units", "--all", "--no-legend", unit).stdout.strip() == ""
+
+
+def test_rm_force_kills_at_once_after_a_daemon_reexec() -> None:
+    """docker's rm -f: SIGKILL, no SIGTERM and no grace. Left to systemd's stop, the payload
+    got SIGTERM and its 10 s grace only after a daemon-reexec (before it, on cgroup v1,
+    systemd killed at once a main process it had not started itself)."""
+    from tests.integration.test_services import journal
+
+    name = new_id()
+    unit = f"pyctr-{name}.service"
+    ok(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got TERM' TERM; echo up; while :; do sleep 0.1; done",
+    )
+    deadline = time.monotonic() + 10
+    while "up" not in journal(unit) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    systemctl("daemon-reexec")
+    ok("rm", "-f", name)
+    assert "up" in journal(unit) and "got TERM" not in journal(unit)
+    assert systemctl("list-units", "--all", "--no-legend", unit).stdout.strip() == ""

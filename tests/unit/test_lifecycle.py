@@ -425,7 +425,8 @@ def test_rm_refuses_a_running_detached_container_unless_forced() -> None:
         service.remove("web", False, bus)
     assert bus.named("stop") == []
     service.remove("web", True, bus)
-    assert [c for c in bus.calls if c[0] in ("stop", "reset_failed")] == [
+    assert [c for c in bus.calls if c[0] in ("kill", "stop", "reset_failed")] == [
+        ("kill", "pyctr-web.service", "all", signal.SIGKILL),  # no SIGTERM first, as docker's rm -f
         ("stop", "pyctr-web.service"),
         ("reset_failed", "pyctr-web.service"),
     ]
