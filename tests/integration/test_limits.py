@@ -6,7 +6,7 @@ import subprocess
 
 from pyctr_systemd import cgroups
 from tests.cli import start_pyctr
-from tests.integration.conftest import cgroup_file, show, unit_pids, wait_for_line
+from tests.integration.conftest import Bundle, cgroup_file, show, systemctl, unit_pids, wait_for_line
 
 WAIT = "echo ready; read line"
 
@@ -118,7 +118,6 @@ def test_a_cpu_quota_is_what_systemd_keeps_across_a_reload(units: None) -> None:
     in a drop-in): --cpus 0.12345 is 130 ms a second for a scope, after a daemon-reload
     too, and for a defined service, whose drop-in systemd must not ignore."""
     from tests.cli import pyctr
-    from tests.integration.conftest import systemctl
 
     container = start_pyctr("run", "--name", "quota", "--cpus", "0.12345", "--", "sh", "-c", WAIT)
     try:
@@ -133,3 +132,97 @@ def test_a_cpu_quota_is_what_systemd_keeps_across_a_reload(units: None) -> None:
         assert show("pyctr@quota.service", "CPUQuotaPerSecUSec") == {"CPUQuotaPerSecUSec": "130ms"}
     finally:
         assert pyctr("undefine", "quota").returncode == 0
+
+
+LIMITS = [
+    "MemoryMax", "MemoryLow", "MemorySwapMax", "CPUWeight", "CPUShares", "CPUQuotaPerSecUSec",
+    "CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes", "TasksMax", "DevicePolicy", "DeviceAllow",
+]  # fmt: skip
+
+
+def settings(unit: str) -> dict[str, list[str]]:
+    """The unit's LIMITS as systemd shows them; a list setting (DeviceAllow) as a set: over
+    D-Bus systemd keeps its entries in the reverse order of a file's, which means the same."""
+    out = systemctl("show", unit, *[f"--property={p}" for p in LIMITS]).stdout
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        found.setdefault(key, []).append(value)
+    return {key: sorted(values) for key, values in found.items()}
+
+
+def test_one_bundles_limits_are_the_same_settings_on_a_scope_and_in_a_drop_in(
+    units: None, oci_bundle: Bundle
+) -> None:
+    """One mapping: what pyctr create sets on the scope over D-Bus and what systemd parses from
+    the drop-in of `pyctr define NAME BUNDLE` are the same settings, and stay so across a
+    daemon-reload (systemd rewrites the scope's from its transient file)."""
+    from tests.cli import pyctr
+    from tests.integration.test_oci_lifecycle import new_id, ok
+
+    oci_bundle.linux["resources"] = {
+        "memory": {"limit": 48 << 20, "reservation": 16 << 20, "swap": 64 << 20},
+        "cpu": {"shares": 512, "quota": 12345, "period": 50000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 20},
+        "devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rw"},
+        ],
+    }
+    oci_bundle.write("sleep", "100")
+    cid = new_id()
+    ok("create", "--bundle", str(oci_bundle.path), cid)
+    try:
+        scope = settings(f"pyctr-{cid}.scope")
+        systemctl("daemon-reload")
+        assert settings(f"pyctr-{cid}.scope") == scope
+    finally:
+        ok("delete", "--force", cid)
+    assert pyctr("define", "lim", str(oci_bundle.path)).returncode == 0
+    try:
+        assert settings("pyctr@lim.service") == scope
+    finally:
+        ok("undefine", "lim")
+    assert (scope["TasksMax"], scope["DevicePolicy"]) == (["20"], ["strict"])  # the settings were made
+    assert "/dev/char/10:200 rw" in scope["DeviceAllow"]
+
+
+def test_run_options_are_the_same_settings_for_a_scope_a_service_and_a_drop_in(units: None) -> None:
+    """`pyctr run`, `pyctr run -d` and `pyctr define` of the same options: one set of settings,
+    as systemd keeps them."""
+    from tests.cli import pyctr
+    from tests.integration.test_oci_lifecycle import ok
+
+    options = [
+        "--memory",
+        "32M",
+        "--memory-swap",
+        "16M",
+        "--cpu-weight",
+        "300",
+        "--cpus",
+        "0.25",
+        "--pids-limit",
+        "9",
+    ]
+    container = start_pyctr("run", "--name", "optscope", *options, "--", "sh", "-c", WAIT)
+    try:
+        wait_for_line(container, "ready")
+        scope = settings("pyctr-optscope.scope")
+    finally:
+        finish(container)
+    ok("run", "-d", "--name", "optsvc", *options, "--", "sleep", "100")
+    try:
+        assert settings("pyctr-optsvc.service") == scope
+    finally:
+        ok("rm", "-f", "optsvc")
+    assert pyctr("define", "optdef", *options, "--", "true").returncode == 0
+    try:
+        assert settings("pyctr@optdef.service") == scope
+    finally:
+        ok("undefine", "optdef")
+    assert (scope["TasksMax"], scope["CPUQuotaPerSecUSec"], scope["DevicePolicy"]) == (
+        ["9"],
+        ["250ms"],
+        ["closed"],
+    )
