@@ -100,7 +100,8 @@ class Limits:
         """The limits of `pyctr run`'s options, checked."""
         _check_range("--cpu-shares", cpu_shares, CPU_SHARES_MIN, CPU_SHARES_MAX)
         _check_range("--cpu-weight", cpu_weight, CPU_WEIGHT_MIN, CPU_WEIGHT_MAX)
-        _check_range("--pids-limit", pids, 1, UINT64_MAX - 1)
+        if pids != -1:  # docker's "no limit"
+            _check_range("--pids-limit", pids, 1, UINT64_MAX - 1)
         if cpu_shares is not None and cpu_weight is not None:
             raise InvalidArgument("--cpu-shares and --cpu-weight are two ways to say the same; give one")
         if memory == 0:
@@ -109,7 +110,8 @@ class Limits:
             raise InvalidArgument(f"invalid value for --cpus: {cpus} (must be {CPUS_MIN} to {CPUS_MAX})")
         for name in self.__slots__:
             setattr(self, name, None)
-        self.memory, self.memory_swap, self.pids = memory, memory_swap, pids
+        self.memory, self.memory_swap = memory, memory_swap
+        self.pids = UINT64_MAX if pids == -1 else pids
         self.cpu_shares, self.cpu_weight = cpu_shares, cpu_weight
         self.cpu_quota = None if cpus is None else round(cpus * 1_000_000)
         self.device_policy = device_policy

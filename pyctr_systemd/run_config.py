@@ -65,7 +65,7 @@ OPTIONS = (
     Option("--cpu-shares", type=int, help="Relative CPU weight (CPUShares on cgroup v1, CPUWeight on v2)."),
     Option("--cpu-weight", type=int, help="CPU weight 1-10000 (CPUWeight; CPUShares on cgroup v1)."),
     Option("--cpus", type=float, help="CPU time limit in CPUs, e.g. 0.5 (CPUQuota=50%)."),
-    Option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax)."),
+    Option("--pids-limit", type=int, help="Maximum number of tasks (TasksMax); -1 for no limit."),
     Option("--no-pivot", flag=True, help="Enter the rootfs with chroot instead of pivot_root."),
     Option(
         "--security-opt",

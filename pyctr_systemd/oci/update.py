@@ -19,14 +19,15 @@ def from_flags(
     pids_limit: int | None = None, cpu_shares: int | None = None, cpu_quota: int | None = None,
     cpu_period: int | None = None, cpuset_cpus: str | None = None, cpuset_mems: str | None = None,
 ) -> resources.Resources:  # fmt: skip
-    """The resources runc's update flags ask for (sizes as in 64M; -1 is unlimited)."""
+    """The resources runc's update flags ask for (sizes as in 64M; -1 is unlimited, and 0,
+    as runc reads it, leaves a limit as it is)."""
     return resources.Resources(
         memory_limit=_size(memory, "--memory"),
         memory_reservation=_size(memory_reservation, "--memory-reservation"),
         memory_swap=_size(memory_swap, "--memory-swap"),
-        pids_limit=pids_limit,
+        pids_limit=pids_limit or None,
         cpu_shares=cpu_shares,
-        cpu_quota=cpu_quota,
+        cpu_quota=cpu_quota or None,
         cpu_period=cpu_period,
         cpu_cpus=spec.cpu_list(cpuset_cpus, "--cpuset-cpus"),
         cpu_mems=spec.cpu_list(cpuset_mems, "--cpuset-mems"),
@@ -36,7 +37,7 @@ def from_flags(
 def _size(value: str | None, option: str) -> int | None:
     if value is None:
         return None
-    return -1 if value == "-1" else parse_size(value, option)
+    return -1 if value == "-1" else parse_size(value, option) or None
 
 
 def update(

@@ -24,6 +24,7 @@ from pyctr_systemd.oci import delete as oci_delete
 from pyctr_systemd.oci import exec as oci_exec
 from pyctr_systemd.oci import lifecycle
 from pyctr_systemd.oci import start as oci_start
+from pyctr_systemd.oci import update as oci_update
 from pyctr_systemd.oci.create import CreateOptions, create
 from pyctr_systemd.run_config import RunConfig
 from pyctr_systemd.state import InvalidState, Store, process_start_time
@@ -430,3 +431,18 @@ def test_rm_refuses_a_running_detached_container_unless_forced() -> None:
         ("stop", "pyctr-web.service"),
         ("reset_failed", "pyctr-web.service"),
     ]
+
+
+def test_update_flags_of_zero_leave_a_limit_as_it_is_as_runc_reads_them() -> None:
+    res = oci_update.from_flags(memory="0", pids_limit=0, cpu_quota=0, memory_swap="-1")
+    assert (res.memory_limit, res.pids_limit, res.cpu_quota, res.memory_swap) == (None, None, None, -1)
+
+
+def test_an_update_of_a_defined_container_is_kept_in_its_definition(config_dirs: Path) -> None:
+    service.define("web", "no", _run_values(memory="32M", pids_limit=10), FakeUnits())
+    bus = FakeUnits()
+    service.update("web", oci_update.from_flags(memory="0", pids_limit=-1, cpu_quota=50000), bus, FakeHost())
+    dropin = set(Path(definitions.dropin_path("web")).read_text().splitlines())
+    assert {f"MemoryMax={32 << 20}", "TasksMax=infinity", "CPUQuota=50%", "DevicePolicy=closed"} <= dropin
+    assert json.loads(Path(definitions.path("web")).read_text())["run"]["pids_limit"] == -1
+    assert bus.calls[-1] == ("active_state", "pyctr@web.service")  # not running: nothing to set live

@@ -105,6 +105,10 @@ def test_no_limits_no_properties() -> None:
     assert unit_properties(Limits(), unified=True) == []
 
 
+def test_a_pids_limit_of_minus_one_is_no_limit_as_dockers() -> None:
+    assert unit_properties(Limits(pids=-1), unified=False) == [("TasksMax", "t", UINT64_MAX)]
+
+
 def test_cpus_rounds_to_microseconds() -> None:
     assert unit_properties(Limits(cpus=1.5), unified=True) == [("CPUQuotaPerSecUSec", "t", 1_500_000)]
     assert unit_properties(Limits(cpus=0.01), unified=True) == [("CPUQuotaPerSecUSec", "t", 10_000)]
@@ -120,6 +124,7 @@ def test_cpus_rounds_to_microseconds() -> None:
         ({"cpu_weight": 0}, "--cpu-weight"),
         ({"cpu_weight": 10001}, "--cpu-weight"),
         ({"pids": 0}, "--pids-limit"),
+        ({"pids": -2}, "--pids-limit"),
         ({"memory": 0}, "--memory"),
         ({"cpus": 0.0}, "--cpus"),
         ({"cpus": -1.0}, "--cpus"),
