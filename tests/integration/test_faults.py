@@ -211,26 +211,30 @@ def test_a_foreground_run_outlives_a_restart_of_dbus() -> None:
     assert (running.returncode, out, err) == (7, "", "")
 
 
-def test_rm_force_waits_for_the_processes_and_leaves_no_group() -> None:
-    """A payload that ignores SIGTERM (PID 1 of its pid namespace) is killed after the stop
-    timeout; systemd may then call the unit dead while the rest of its namespace is still
-    dying ("remains running after unit stopped") and leave its cgroups: rm -f waits for the
-    processes and removes what systemd left. Twelve at once, to meet that race."""
+def test_stop_and_rm_force_wait_for_the_processes_and_leave_no_group() -> None:
+    """Stopping a service whose payload ignores SIGTERM (PID 1 of its pid namespace), systemd
+    may call the unit dead while the rest of its namespace is still dying ("remains running
+    after unit stopped") and leave its cgroups: stop (then rm) and rm -f wait for the
+    processes and remove what systemd left. Twelve at once, half of each, to meet that race."""
     from tests.integration.test_services import journal
 
     names = [new_id() for _ in range(12)]
     for name in names:
         ok("run", "-d", "--name", name, "--", "sleep", "100")
-    removing = [
-        subprocess.Popen([sys.executable, "-m", "pyctr_systemd", "rm", "-f", name], cwd=CHECKOUT)
-        for name in names
+    verbs = [["stop", name] if i % 2 else ["rm", "-f", name] for i, name in enumerate(names)]
+    ending = [
+        subprocess.Popen([sys.executable, "-m", "pyctr_systemd", *verb], cwd=CHECKOUT) for verb in verbs
     ]
-    assert [p.wait(timeout=60) for p in removing] == [0] * len(names)
+    assert [p.wait(timeout=60) for p in ending] == [0] * len(names)
     units = [f"pyctr-{name}.service" for name in names]
+    for name, unit in zip(names[1::2], units[1::2], strict=True):
+        if systemctl("list-units", "--all", "--no-legend", unit).stdout.strip():
+            ok("rm", name)  # stopped and failed (killed): loaded until removed
     left = [d for d in Path("/sys/fs/cgroup").glob("*/pyctr.slice/*.service") if d.name in units]
     left += [d for d in Path("/sys/fs/cgroup").glob("pyctr.slice/*.service") if d.name in units]  # v2
     assert left == []
-    assert any("remains running after unit stopped" in journal(unit) for unit in units)
+    assert any("remains running after unit stopped" in journal(unit) for unit in units[1::2])
+    assert systemctl("list-units", "--all", "--no-legend", *units).stdout.strip() == ""
 
 
 def test_a_define_that_cannot_be_written_leaves_nothing(tmp_path: Path) -> None:
