@@ -15,7 +15,6 @@ import time
 
 from pyctr_systemd import cgroups, hierarchies
 from pyctr_systemd.errors import PyctrError
-from pyctr_systemd.systemd import SCOPE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,6 +68,8 @@ def freeze(bus: Units, unit: str, pid: int) -> None:
         return
     group = _v1_group(_v1_root(), unit)
     os.makedirs(group, exist_ok=True)
+    from pyctr_systemd.systemd import SCOPE  # not at the top: `state` reads frozen() alone
+
     control = bus.unit_property(unit, SCOPE, "ControlGroup")
     _move(cgroups.procs(str(control)) if control else [pid], group)
     _set_state(group, "FROZEN")

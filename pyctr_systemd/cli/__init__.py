@@ -13,7 +13,6 @@ import os
 import sys
 
 from pyctr_systemd import log
-from pyctr_systemd.cli import run
 from pyctr_systemd.errors import PyctrError
 
 TYPE_CHECKING = False
@@ -56,13 +55,17 @@ def main() -> None:
 
 
 def _fast_command(args: list[str]) -> Callable[[], int] | None:
-    """A plain `pyctr run` or a hot OCI verb, read without click; None for click to read."""
-    if args[:1] == ["run"] and not run.is_bundle_run(args[1:]):
-        values = run.parse(args[1:])
-        if values is None:
-            return None
-        plain: dict[str, Any] = values
-        return lambda: run.execute(plain)
+    """A plain `pyctr run` or a hot OCI verb, read without click; None for click to read.
+    Only `run` imports what a container's launch needs: runc's other verbs skip it."""
+    if args[:1] == ["run"]:
+        from pyctr_systemd.cli import run
+
+        if not run.is_bundle_run(args[1:]):
+            values = run.parse(args[1:])
+            if values is None:
+                return None
+            plain: dict[str, Any] = values
+            return lambda: run.execute(plain)
     from pyctr_systemd.cli import verbs
 
     return verbs.parse(args)

@@ -11,7 +11,6 @@ tests/unit/test_cli_verbs.py holds both to the same results.
 
 from __future__ import annotations
 
-import json
 import os
 
 from pyctr_systemd import log
@@ -86,6 +85,8 @@ def start(g: Globals, container_id: str) -> int:
 
 
 def state(g: Globals, container_id: str) -> int:
+    import json  # only here: its import costs ~6 ms (re, enum), which the other verbs skip
+
     from pyctr_systemd.oci import state as oci_state
 
     print(json.dumps(oci_state.state(g.store, container_id), indent=2))

@@ -8,7 +8,6 @@ status it does not act on is refused in runc's words, which engines match
 
 from __future__ import annotations
 
-from pyctr_systemd import freezer
 from pyctr_systemd.state import InvalidState, Record, Store
 
 CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
@@ -41,6 +40,8 @@ _NOT_RUNNING = "{id}: container not running"
 
 def status(store: Store, record: Record) -> str:
     """created, running, paused or stopped: one look at the process (whether it lives, where)."""
+    from pyctr_systemd import freezer  # start has no use for it
+
     found = store.status(record)
     return PAUSED if found == RUNNING and freezer.frozen(record.pid) else found
 

@@ -27,6 +27,16 @@ def test_start_path_imports_nothing_expensive() -> None:
     assert sorted(loaded("pyctr_systemd.cli", "pyctr_systemd.container") & set(EXPENSIVE)) == []
 
 
+def test_runcs_hot_verbs_import_nothing_expensive() -> None:
+    # What an engine runs for every container; start and state need no D-Bus, so no bindings.
+    verbs = ("pyctr_systemd.cli", "pyctr_systemd.cli.verbs", "pyctr_systemd.oci.lifecycle")
+    for verb in ("start", "state"):
+        modules = loaded(*verbs, f"pyctr_systemd.oci.{verb}", "pyctr_systemd.freezer")
+        assert sorted(modules & {*EXPENSIVE, "_dbus_bindings"}) == [], verb
+    for verb in ("kill", "delete"):  # create reads config.json with json itself
+        assert sorted(loaded(*verbs, f"pyctr_systemd.oci.{verb}") & set(EXPENSIVE)) == [], verb
+
+
 def test_the_launcher_imports_nothing_expensive() -> None:
     # The container's first process re-executes itself from a sealed interpreter and imports
     # pyctr_systemd.init.main afresh (-I -S, as pyctr_systemd.init.sync runs it), on every start.

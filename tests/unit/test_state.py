@@ -11,10 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyctr_systemd import cgroups, state
 from pyctr_systemd.errors import ContainerExists, InvalidArgument
-from pyctr_systemd.state import DamagedState, NoSuchContainer, Record, Store, oci_state, process_start_time
+from pyctr_systemd.state import (
+    DamagedState,
+    NoSuchContainer,
+    Record,
+    Store,
+    loads,
+    oci_state,
+    process_start_time,
+)
 
 
 def record(container_id: str = "c1", pid: int = 1234, start_time: int = 99, **changes: object) -> Record:
@@ -459,3 +469,36 @@ def test_the_exec_fifo_is_written_by_anyone_read_by_root(tmp_path: Path) -> None
         os.umask(old)
     st = os.stat(store.fifo("c1"))
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (os.geteuid(), 0o622)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, database=None)
+@given(json_values, st.sampled_from(["", " ", "\n", "\t \r\n"]))
+def test_state_text_reads_as_json_reads_it(value: object, space: str) -> None:
+    text = space + json.dumps(value) + space
+    assert loads(text) == json.loads(text)
+
+
+@settings(max_examples=300, database=None)
+@given(st.text(max_size=30))
+def test_text_json_refuses_is_refused(text: str) -> None:
+    try:
+        expected: object = json.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            loads(text)
+    else:
+        assert loads(text) == expected or expected != expected  # NaN is not itself
+
+
+def test_constants_and_extra_data() -> None:
+    assert loads("[NaN, Infinity, -Infinity]")[1:] == [float("inf"), float("-inf")]  # type: ignore[index]
+    for bad in ("", "{", '{"a": 1} x', "[1,]", "'a'"):
+        with pytest.raises(ValueError):
+            loads(bad)
