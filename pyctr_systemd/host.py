@@ -1,18 +1,20 @@
 """The running machine, as the lifecycle sees it (pyctr_systemd.effects.Host):
-its cgroup layout and the launcher of a container's first process."""
+its cgroup layout and the launcher of a container's first process. The launcher
+and the OCI counters are imported where used: delete, kill and gc need neither."""
 
 from __future__ import annotations
 
 import os
 
-from pyctr_systemd import cgroups, hierarchies, oom
-from pyctr_systemd.init import sync
+from pyctr_systemd import cgroups, hierarchies
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pyctr_systemd.init.launch import LaunchSpec
+    from pyctr_systemd.init.sync import Child
+    from pyctr_systemd.oom import OomWatch
 
 
 class Host:
@@ -21,7 +23,9 @@ class Host:
 
     def launch(
         self, spec: LaunchSpec, place: Callable[[int], None], before_go: Callable[[int], None] | None = None
-    ) -> sync.Child:
+    ) -> Child:
+        from pyctr_systemd.init import sync
+
         return sync.launch_created(spec, place, before_go)
 
     def cgroups_of(self, pid: int) -> dict[str, str]:
@@ -53,9 +57,13 @@ class Host:
                 pass
 
     def out_of_memory(self, paths: dict[str, str]) -> bool:
+        from pyctr_systemd import oom
+
         return oom.struck(paths)
 
-    def watch_oom(self, paths: dict[str, str]) -> oom.OomWatch:
+    def watch_oom(self, paths: dict[str, str]) -> OomWatch:
+        from pyctr_systemd import oom
+
         return oom.OomWatch(paths)
 
 
